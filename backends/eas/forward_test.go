@@ -1,0 +1,429 @@
+package eas
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+func TestConfig_ValidateReportsEveryError(t *testing.T) {
+	cfg := Config{
+		URL:                    "ftp://user:pw@/x?Cmd=Sync",
+		MaxConns:               -1,
+		NormalTimeout:          -time.Second,
+		MaxResponseHeaderBytes: 100,
+		TLS:                    TLSConfig{CAFile: "/nonexistent"},
+		Breaker:                BreakerConfig{Threshold: -2},
+	}
+	err := cfg.Validate()
+	if err == nil {
+		t.Fatal("Validate accepted a broken config")
+	}
+	msg := err.Error()
+	for _, want := range []string{"scheme", "no host", "credentials", "query", "MaxConns", "NormalTimeout", "MaxResponseHeaderBytes", "TLS.", "Breaker.Threshold"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("Validate error lacks %q:\n%s", want, msg)
+		}
+	}
+	for _, line := range strings.Split(msg, "\n") {
+		if !strings.HasPrefix(line, "eas backend: ") {
+			t.Errorf("error line %q does not start with the package name", line)
+		}
+	}
+	if err := (Config{}).Validate(); err == nil || !strings.Contains(err.Error(), "URL is required") {
+		t.Errorf("empty config: %v", err)
+	}
+}
+
+func TestConfig_Defaults(t *testing.T) {
+	c := Config{URL: "https://mail.example.com/Microsoft-Server-ActiveSync"}.withDefaults()
+	if c.PingTimeout != 3600*time.Second || c.NormalTimeout != DefaultNormalTimeout || c.SendTimeout != DefaultSendTimeout {
+		t.Errorf("class timeouts: %v %v %v", c.PingTimeout, c.NormalTimeout, c.SendTimeout)
+	}
+	if c.MaxResponseBodyBytes != 256<<20 || c.MaxConns != DefaultMaxConns || c.Breaker.Threshold != 5 {
+		t.Errorf("defaults: %+v", c)
+	}
+	b, err := Config{URL: "https://mail.example.com/Microsoft-Server-ActiveSync"}.build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.addr != "mail.example.com:443" || b.tls == nil || b.tls.MinVersion != 0x0303 || b.tls.ServerName != "mail.example.com" {
+		t.Errorf("built: addr %q tls %+v", b.addr, b.tls)
+	}
+}
+
+// MS-ASHTTP section 2.2.1.1.1: the command parameters travel in the query string, plain or
+// base64; the upstream must get them byte for byte on its own base path.
+func TestForward_RewritesPathKeepsQuery(t *testing.T) {
+	type seen struct{ uri, host, xfh, body string }
+	got := make(chan seen, 4)
+	up := startFastUpstream(t, func(ctx *fasthttp.RequestCtx) {
+		got <- seen{string(ctx.Request.Header.RequestURI()), string(ctx.Host()),
+			string(ctx.Request.Header.Peek("X-Forwarded-Host")), string(ctx.PostBody())}
+		ctx.SetStatusCode(200)
+	})
+	u := mustNew(t, testConfig("http://"+up.Addr+"/z-push/index.php"))
+	for _, q := range []string{
+		"Cmd=Sync&User=alice&DeviceId=ABC123&DeviceType=iPhone",
+		"jAAJBAp2MTQwRGV2aWNlAApTbWFydFBob25l", // base64 form
+		"Cmd=Ping&User=dom%5Calice&DeviceId=A&DeviceType=Android",
+	} {
+		req := easRequest(q, []byte("wbxml"))
+		if _, _, err := forwardAll(context.Background(), u, req, ForwardOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		s := <-got
+		if s.uri != "/z-push/index.php?"+q {
+			t.Errorf("upstream URI %q, want base path + %q", s.uri, q)
+		}
+		if s.host != up.Addr || s.xfh != "gateway.example.com" || s.body != "wbxml" {
+			t.Errorf("host %q xfh %q body %q", s.host, s.xfh, s.body)
+		}
+	}
+	// OPTIONS without a query: just the base path.
+	req := easRequest("", nil)
+	req.Header.SetMethod(fasthttp.MethodOptions)
+	req.SetRequestURI(easPath)
+	if _, _, err := forwardAll(context.Background(), u, req, ForwardOptions{Idempotent: true}); err != nil {
+		t.Fatal(err)
+	}
+	if s := <-got; s.uri != "/z-push/index.php" {
+		t.Errorf("OPTIONS URI %q", s.uri)
+	}
+}
+
+// RFC 9110 section 7.6.1: hop-by-hop headers, and headers named by Connection, are not
+// forwarded in either direction.
+func TestForward_StripsHopByHopBothWays(t *testing.T) {
+	heads := make(chan string, 1)
+	rs := startRaw(t, func(_ int64, c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			head, err := readRequest(br)
+			if err != nil {
+				return
+			}
+			heads <- head
+			body := "hello"
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.ms-sync.wbxml\r\n"+
+				"Connection: X-Internal, keep-alive\r\nX-Internal: secret\r\nKeep-Alive: timeout=5\r\n"+
+				"Proxy-Authenticate: Basic\r\nUpgrade: h2c\r\nMS-Server-ActiveSync: 15.1\r\n"+
+				"Set-Cookie: a=b\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		}
+	})
+	u := mustNew(t, testConfig(rs.URL))
+	req := easRequest("Cmd=Sync&User=a&DeviceId=b&DeviceType=c", []byte("x"))
+	req.Header.Set("Connection", "X-Device-Secret")
+	req.Header.Set("X-Device-Secret", "1")
+	req.Header.Set("Keep-Alive", "timeout=5")
+	req.Header.Set("Proxy-Authorization", "Basic Zm9v")
+	req.Header.Set("Proxy-Connection", "keep-alive")
+	req.Header.Set("TE", "trailers")
+	req.Header.Set("Trailer", "X-T")
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Expect", "100-continue")
+	// Request smuggling: the upstream must see one framing only (Content-Length).
+	req.Header.Set("Transfer-Encoding", "chunked")
+	resp, body, err := forwardAll(context.Background(), u, req, ForwardOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := strings.ToLower(<-heads)
+	for _, h := range []string{"x-device-secret", "keep-alive", "proxy-authorization", "proxy-connection", "\r\nte:", "trailer", "upgrade", "expect", "transfer-encoding"} {
+		if strings.Contains(head, h) {
+			t.Errorf("upstream received hop-by-hop %q:\n%s", h, head)
+		}
+	}
+	for _, h := range []string{"authorization: basic dxnlcjpwyxnz", "ms-asprotocolversion: 14.1", "content-length: 1"} {
+		if !strings.Contains(head, h) {
+			t.Errorf("upstream request lacks %q:\n%s", h, head)
+		}
+	}
+	if string(body) != "hello" {
+		t.Errorf("body %q", body)
+	}
+	for _, h := range []string{"X-Internal", "Keep-Alive", "Proxy-Authenticate", "Upgrade", "Connection"} {
+		if v := resp.Header.Peek(h); len(v) > 0 {
+			t.Errorf("response kept hop-by-hop %s: %q", h, v)
+		}
+	}
+	if string(resp.Header.Peek("MS-Server-ActiveSync")) != "15.1" || string(resp.Header.ContentType()) != "application/vnd.ms-sync.wbxml" {
+		t.Errorf("end-to-end headers lost:\n%s", resp.Header.String())
+	}
+	if !strings.Contains(resp.Header.String(), "Set-Cookie: a=b") {
+		t.Errorf("Set-Cookie lost:\n%s", resp.Header.String())
+	}
+}
+
+// A device's own X-Forwarded-For is not trusted unless configured.
+func TestForward_XForwardedFor(t *testing.T) {
+	got := make(chan [3]string, 1)
+	up := startFastUpstream(t, func(ctx *fasthttp.RequestCtx) {
+		h := &ctx.Request.Header
+		got <- [3]string{string(h.Peek("X-Forwarded-For")), string(h.Peek("X-Forwarded-Proto")), string(h.Peek("X-Forwarded-Host"))}
+	})
+	for _, tc := range []struct {
+		trust bool
+		tls   bool
+		want  [3]string
+	}{
+		{false, true, [3]string{"198.51.100.7", "https", "gateway.example.com"}},
+		{true, false, [3]string{"10.9.9.9, 198.51.100.7", "http", "gateway.example.com"}},
+	} {
+		cfg := testConfig(up.URL)
+		cfg.TrustForwardedFor = tc.trust
+		u := mustNew(t, cfg)
+		req := easRequest("Cmd=FolderSync", nil)
+		req.Header.Set("X-Forwarded-For", "10.9.9.9")
+		req.Header.Set("X-Forwarded-Proto", "gopher")
+		if _, _, err := forwardAll(context.Background(), u, req, ForwardOptions{ClientAddr: "198.51.100.7", TLS: tc.tls}); err != nil {
+			t.Fatal(err)
+		}
+		if g := <-got; g != tc.want {
+			t.Errorf("trust=%v: got %q, want %q", tc.trust, g, tc.want)
+		}
+	}
+	// Untrusted and no client address: the device's own header does not get through.
+	u := mustNew(t, testConfig(up.URL))
+	req := easRequest("Cmd=FolderSync", nil)
+	req.Header.Set("X-Forwarded-For", "10.9.9.9")
+	if _, _, err := forwardAll(context.Background(), u, req, ForwardOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if g := <-got; g[0] != "" {
+		t.Errorf("spoofed X-Forwarded-For passed: %q", g[0])
+	}
+}
+
+// staleServer drops the first `drop` connections after reading the request, without a byte of
+// answer (a keep-alive connection the upstream closed), then answers normally. It counts the
+// requests it read.
+func staleServer(t *testing.T, drop int64) (*rawServer, *sync.Mutex, *int) {
+	var mu sync.Mutex
+	n := 0
+	rs := startRaw(t, func(conn int64, c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			if _, err := readRequest(br); err != nil {
+				return
+			}
+			mu.Lock()
+			n++
+			mu.Unlock()
+			if conn <= drop {
+				_ = c.(*net.TCPConn).SetLinger(0) // RST
+				return
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	return rs, &mu, &n
+}
+
+func TestForward_RetryIdempotentOnceOnReset(t *testing.T) {
+	rs, mu, hits := staleServer(t, 1)
+	u := mustNew(t, testConfig(rs.URL))
+	_, body, err := forwardAll(context.Background(), u, easRequest("Cmd=Sync", []byte("s")), ForwardOptions{Idempotent: true})
+	if err != nil || string(body) != "ok" {
+		t.Fatalf("idempotent request not retried: %v %q", err, body)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if *hits != 2 {
+		t.Errorf("upstream saw %d requests, want 2 (one retry)", *hits)
+	}
+}
+
+func TestForward_RetriesAtMostOnce(t *testing.T) {
+	rs, mu, hits := staleServer(t, 100)
+	u := mustNew(t, testConfig(rs.URL))
+	_, _, err := forwardAll(context.Background(), u, easRequest("Cmd=Sync", []byte("s")), ForwardOptions{Idempotent: true})
+	wantKind(t, err, KindDown)
+	mu.Lock()
+	defer mu.Unlock()
+	if *hits != 2 {
+		t.Errorf("upstream saw %d requests, want 2", *hits)
+	}
+}
+
+// SendMail, SmartReply and SmartForward must never reach the upstream twice: a duplicate is a
+// duplicate email.
+func TestForward_NeverRetriesSend(t *testing.T) {
+	for _, opt := range []ForwardOptions{
+		{Class: ClassSend, Idempotent: true}, // ClassSend wins over a wrong Idempotent flag
+		{Class: ClassNormal, Idempotent: false},
+	} {
+		rs, mu, hits := staleServer(t, 1)
+		u := mustNew(t, testConfig(rs.URL))
+		_, _, err := forwardAll(context.Background(), u, easRequest("Cmd=SendMail&SaveInSent=T", []byte("mime")), opt)
+		wantKind(t, err, KindDown)
+		mu.Lock()
+		if *hits != 1 {
+			t.Errorf("%+v: upstream saw %d requests, want exactly 1", opt, *hits)
+		}
+		mu.Unlock()
+	}
+}
+
+func TestForward_TimeoutPerClass(t *testing.T) {
+	up := startFastUpstream(t, func(ctx *fasthttp.RequestCtx) {
+		time.Sleep(400 * time.Millisecond) // a held Ping answering after its heartbeat
+		ctx.SetBodyString("pong")
+	})
+	cfg := testConfig(up.URL)
+	cfg.NormalTimeout = 150 * time.Millisecond
+	cfg.SendTimeout = 150 * time.Millisecond
+	cfg.PingTimeout = 3 * time.Second
+	u := mustNew(t, cfg)
+
+	start := time.Now()
+	_, _, err := forwardAll(context.Background(), u, easRequest("Cmd=Sync", nil), ForwardOptions{Class: ClassNormal})
+	wantKind(t, err, KindTimeout)
+	if d := time.Since(start); d > 350*time.Millisecond {
+		t.Errorf("normal timeout took %v", d)
+	}
+	_, _, err = forwardAll(context.Background(), u, easRequest("Cmd=SendMail", nil), ForwardOptions{Class: ClassSend})
+	wantKind(t, err, KindTimeout)
+	if !errors.Is(err, ErrUpstreamTimeout) || KindTimeout.StatusCode() != 504 {
+		t.Errorf("timeout does not map to 504: %v", err)
+	}
+	_, body, err := forwardAll(context.Background(), u, easRequest("Cmd=Ping", nil), ForwardOptions{Class: ClassPing, Idempotent: true})
+	if err != nil || string(body) != "pong" {
+		t.Fatalf("ping: %v %q", err, body)
+	}
+	// A per-request deadline (HeartbeatInterval + margin) overrides the class.
+	_, _, err = forwardAll(context.Background(), u, easRequest("Cmd=Ping", nil), ForwardOptions{Class: ClassPing, Timeout: 100 * time.Millisecond})
+	wantKind(t, err, KindTimeout)
+}
+
+// The device sees exactly the upstream's bytes, and a 1 MB body is a stream, not a buffer.
+func TestForward_StreamsLargeBody(t *testing.T) {
+	big := make([]byte, 1<<20)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	up := startFastUpstream(t, func(ctx *fasthttp.RequestCtx) {
+		ctx.SetContentType("application/vnd.ms-sync.wbxml")
+		if string(ctx.QueryArgs().Peek("chunked")) == "1" {
+			ctx.SetBodyStream(bytes.NewReader(big), -1)
+			return
+		}
+		ctx.SetBody(big)
+	})
+	u := mustNew(t, testConfig(up.URL))
+
+	resp := fasthttp.AcquireResponse()
+	if err := u.Forward(context.Background(), easRequest("Cmd=ItemOperations", nil), resp, ForwardOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !resp.IsBodyStream() {
+		t.Fatal("1 MB body was buffered, not streamed")
+	}
+	_ = resp.CloseBodyStream()
+
+	proxy := startProxy(t, u, ForwardOptions{Idempotent: true})
+	want := sha256.Sum256(big)
+	for _, q := range []string{"Cmd=ItemOperations", "Cmd=ItemOperations&chunked=1"} {
+		r, err := httpClient().Post(proxy+"?"+q, "application/vnd.ms-sync.wbxml", strings.NewReader("req"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(r.Body)
+		r.Body.Close()
+		if err != nil || sha256.Sum256(b) != want || r.StatusCode != 200 {
+			t.Fatalf("%s: status %d, %d bytes, err %v", q, r.StatusCode, len(b), err)
+		}
+		// A known length is passed on as Content-Length, an unknown one as chunked.
+		wantCL := int64(1 << 20)
+		if strings.Contains(q, "chunked") {
+			wantCL = -1
+		}
+		if r.ContentLength != wantCL || len(r.Header.Values("Date")) != 1 || len(r.Header.Values("Content-Type")) != 1 {
+			t.Errorf("%s: Content-Length %d, headers %v", q, r.ContentLength, r.Header)
+		}
+	}
+}
+
+// Connections go back to the pool after small and streamed bodies alike.
+func TestForward_ReusesConnections(t *testing.T) {
+	up := startFastUpstream(t, func(ctx *fasthttp.RequestCtx) {
+		if string(ctx.QueryArgs().Peek("big")) == "1" {
+			ctx.SetBody(make([]byte, 200<<10))
+			return
+		}
+		ctx.SetBody(make([]byte, 2048))
+	})
+	u := mustNew(t, testConfig(up.URL))
+	for i := 0; i < 20; i++ {
+		q := "Cmd=Sync"
+		if i%2 == 1 {
+			q += "&big=1"
+		}
+		if _, _, err := forwardAll(context.Background(), u, easRequest(q, nil), ForwardOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := u.Conns(); n != 1 {
+		t.Errorf("%d upstream connections for 20 sequential requests, want 1", n)
+	}
+}
+
+func TestForward_TLSWithCABundleAndServerName(t *testing.T) {
+	ca := newTestTLS(t)
+	ln := ca.listen(t)
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("tls ok") }}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Shutdown() })
+	url := "https://" + ln.Addr().String() + easPath
+
+	cfg := testConfig(url)
+	cfg.TLS = TLSConfig{CAFile: ca.caFile, ServerName: "mail.test"}
+	u := mustNew(t, cfg)
+	_, body, err := forwardAll(context.Background(), u, easRequest("Cmd=Sync", nil), ForwardOptions{})
+	if err != nil || string(body) != "tls ok" {
+		t.Fatalf("TLS forward: %v %q", err, body)
+	}
+
+	// Without the CA (system roots) the certificate is rejected: the upstream is "down".
+	u2 := mustNew(t, testConfig(url))
+	_, _, err = forwardAll(context.Background(), u2, easRequest("Cmd=Sync", nil), ForwardOptions{})
+	wantKind(t, err, KindDown)
+}
+
+func TestForward_SaturatedWhenPoolFull(t *testing.T) {
+	release := make(chan struct{})
+	up := startFastUpstream(t, func(ctx *fasthttp.RequestCtx) { <-release })
+	defer close(release)
+	cfg := testConfig(up.URL)
+	cfg.MaxConns = 1
+	cfg.MaxConnWait = 50 * time.Millisecond
+	u := mustNew(t, cfg)
+	started := make(chan struct{})
+	go func() {
+		close(started)
+		forwardAll(context.Background(), u, easRequest("Cmd=Ping", nil), ForwardOptions{Class: ClassPing})
+	}()
+	<-started
+	deadline := time.Now().Add(2 * time.Second)
+	for u.Conns() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	_, _, err := forwardAll(context.Background(), u, easRequest("Cmd=Sync", nil), ForwardOptions{})
+	wantKind(t, err, KindSaturated)
+	var e *Error
+	if !errors.As(err, &e) || e.RetryAfterHeader() != "1" || e.StatusCode() != http.StatusServiceUnavailable {
+		t.Errorf("saturated error: %+v", e)
+	}
+}

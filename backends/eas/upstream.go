@@ -1,0 +1,759 @@
+package eas
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Class selects the header deadline of a request.
+type Class uint8
+
+const (
+	// ClassNormal: FolderSync, Sync without Wait, ItemOperations, Provision, Settings, ...
+	ClassNormal Class = iota
+	// ClassPing: Ping, and Sync carrying Wait or HeartbeatInterval: the upstream holds the
+	// request until something changes or the heartbeat ends.
+	ClassPing
+	// ClassSend: SendMail, SmartReply, SmartForward. Never retried, whatever Idempotent says.
+	ClassSend
+)
+
+func (c Class) String() string {
+	switch c {
+	case ClassPing:
+		return "ping"
+	case ClassSend:
+		return "send"
+	}
+	return "normal"
+}
+
+// ForwardOptions describe one request to Forward.
+type ForwardOptions struct {
+	Class Class
+	// Idempotent allows one retry when the connection is reset before any response byte
+	// arrives (a keep-alive connection the upstream closed while idle). True for Ping,
+	// FolderSync, Sync, ItemOperations Fetch, GetItemEstimate, Search, OPTIONS; false for
+	// anything that changes mailbox state and is not safe to apply twice.
+	Idempotent bool
+	// Timeout overrides the class deadline for the response header when positive, e.g. the
+	// Ping's HeartbeatInterval plus a margin.
+	Timeout time.Duration
+	// ClientAddr is the device's IP address, appended to (Config.TrustForwardedFor) or
+	// replacing the request's X-Forwarded-For. Empty and untrusted: the header is removed.
+	ClientAddr string
+	// TLS says the device connected over TLS (X-Forwarded-Proto: https, else http).
+	TLS bool
+}
+
+// Upstream forwards requests to one EAS server. It is safe for concurrent use.
+type Upstream struct {
+	b   *built
+	hc  *fasthttp.HostClient
+	br  *breaker
+	now func() time.Time
+
+	closed atomic.Bool
+	calls  sync.Pool
+}
+
+// New validates cfg (see Config.Validate) and returns an Upstream. Nothing is dialed yet.
+func New(cfg Config) (*Upstream, error) {
+	b, err := cfg.build()
+	if err != nil {
+		return nil, err
+	}
+	c := b.cfg
+	u := &Upstream{b: b, now: time.Now}
+	u.br = newBreaker(c.Breaker, time.Now)
+	u.hc = &fasthttp.HostClient{
+		Addr:                          b.addr,
+		Name:                          "",
+		NoDefaultUserAgentHeader:      true,
+		MaxConns:                      c.MaxConns,
+		MaxConnWaitTimeout:            c.MaxConnWait,
+		MaxIdleConnDuration:           c.IdleConnTimeout,
+		ReadBufferSize:                c.MaxResponseHeaderBytes,
+		WriteBufferSize:               8 << 10,
+		DisablePathNormalizing:        true,
+		DisableHeaderNamesNormalizing: false,
+		// LIFO hands out the most recently used connection, the one least likely to have
+		// been closed by the upstream while idle; the rest age out by IdleConnTimeout.
+		ConnPoolStrategy: fasthttp.LIFO,
+		// Forward never calls Do, but nothing else may retry either.
+		MaxIdemponentCallAttempts: 1,
+		RetryIfErr:                func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
+		DialTimeout:               u.dial,
+	}
+	u.calls.New = func() any { return &call{u: u} }
+	return u, nil
+}
+
+// dial connects to the upstream, doing the TLS handshake itself so that the dial timeout
+// covers it (fasthttp would bound the handshake by the write timeout only).
+func (u *Upstream) dial(addr string, timeout time.Duration) (net.Conn, error) {
+	d := u.b.cfg.DialTimeout
+	if timeout > 0 && timeout < d {
+		d = timeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var nd net.Dialer
+	conn, err := nd.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if u.b.tls == nil {
+		return conn, nil
+	}
+	tc := tls.Client(conn, u.b.tls)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	return tc, nil
+}
+
+// State reports the circuit breaker's state.
+func (u *Upstream) State() BreakerState { return BreakerState(u.br.state.Load()) }
+
+// Conns reports the number of open upstream connections (busy and idle).
+func (u *Upstream) Conns() int { return u.hc.ConnsCount() }
+
+// Close closes idle connections and makes later Forward calls fail with KindDown. Bodies
+// already streaming finish on their own.
+func (u *Upstream) Close() {
+	u.closed.Store(true)
+	u.hc.CloseIdleConnections()
+}
+
+func (u *Upstream) classTimeout(opt *ForwardOptions) time.Duration {
+	if opt.Timeout > 0 {
+		return opt.Timeout
+	}
+	switch opt.Class {
+	case ClassPing:
+		return u.b.cfg.PingTimeout
+	case ClassSend:
+		return u.b.cfg.SendTimeout
+	}
+	return u.b.cfg.NormalTimeout
+}
+
+// Forward sends req to the upstream and fills resp with its answer, in place.
+//
+// req is modified: its URI is rewritten onto the upstream, hop-by-hop headers are removed and
+// X-Forwarded-* set; its body must be complete (a body stream is sent but never retried).
+// resp's header is reset and replaced by the upstream's (minus hop-by-hop headers). On success
+// a large or unknown-length body is left in resp as a body stream that holds the upstream
+// connection until it is read to the end or closed: the fasthttp server does both when it writes
+// resp to the client; any other caller must call resp.CloseBodyStream (or resp.Reset). Reading
+// that stream fails with an *Error (KindTooLarge, KindTimeout, KindBadResponse, KindDown) when
+// the upstream misbehaves mid-body; the server then closes the client connection, so the
+// client sees a truncated response rather than a complete wrong one.
+//
+// ctx bounds Forward only, up to the response header: cancelling it makes Forward return
+// KindCanceled at once and closes the connection. The body stream is bounded by
+// Config.BodyIdleTimeout and Config.BodyTimeout instead, so the usual
+// "defer cancel()" in the handler does not cut the body the server is about to write.
+//
+// Errors are always *Error; use errors.Is with the Err* sentinels.
+func (u *Upstream) Forward(ctx context.Context, req *fasthttp.Request, resp *fasthttp.Response, opt ForwardOptions) error {
+	if err := ctx.Err(); err != nil {
+		return ctxErr(err)
+	}
+	if u.closed.Load() {
+		return newErr(KindDown, "closed", errors.New("upstream closed"))
+	}
+	timeout := u.classTimeout(&opt)
+	ok, probe, retryAfter := u.br.admit(u.b.cfg.NormalTimeout)
+	if !ok {
+		return &Error{Kind: KindCircuitOpen, RetryAfter: retryAfter}
+	}
+
+	c := u.calls.Get().(*call)
+	c.prepare(req, &opt)
+
+	retry := opt.Idempotent && opt.Class != ClassSend && !req.IsBodyStream()
+	var err *Error
+	for attempt := 0; ; attempt++ {
+		var retryable bool
+		retryable, err = c.exchange(ctx, req, timeout, opt.Class == ClassPing)
+		if err == nil || !retry || !retryable || attempt > 0 {
+			break
+		}
+		c.ur.Reset()
+	}
+	c.restore(req)
+
+	if err != nil {
+		switch err.Kind {
+		case KindDown, KindTimeout:
+			u.br.failure(probe)
+		case KindBadResponse, KindTooLarge:
+			// the upstream answered: it is up, if broken.
+			u.br.success(probe)
+		default:
+			u.br.release(probe)
+		}
+		if err.Kind == KindSaturated {
+			err.RetryAfter = time.Second
+		}
+		c.finish(true)
+		return err
+	}
+	if u.b.cfg.Breaker.CountServerErrors && c.ur.StatusCode() >= 500 {
+		u.br.failure(probe)
+	} else {
+		u.br.success(probe)
+	}
+	if err = c.deliver(resp); err != nil {
+		resp.Header.Reset()
+		resp.ResetBody()
+		c.finish(true)
+		return err
+	}
+	return nil
+}
+
+func ctxErr(err error) *Error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return newErr(KindTimeout, "context", err)
+	}
+	return newErr(KindCanceled, "context", err)
+}
+
+// call is the per-Forward state, pooled. While a body streams, the call is the stream and goes
+// back to the pool when it is closed.
+type call struct {
+	u  *Upstream
+	ur fasthttp.Response // the upstream's response; headers are copied out of it
+
+	conn      net.Conn
+	br        *bufio.Reader
+	release   func(discard bool) // gives the pooled connection back (or closes it)
+	gen       uint64             // exchange number, to tell a late cancel callback from a current one
+	canceled  atomic.Uint64      // gen of the exchange whose context ended
+	closeConn bool
+
+	// request fields restored after the exchange
+	connClose bool
+
+	// body stream state
+	stream     io.Reader
+	read       int64
+	limit      int64
+	bodyEnd    time.Time
+	done       bool // read to EOF
+	failed     bool
+	streamOpen bool
+
+	scratch []byte
+	names   [][]byte
+	nameBuf []byte
+	spans   [][2]int
+}
+
+// prepare rewrites req for the upstream.
+func (c *call) prepare(req *fasthttp.Request, opt *ForwardOptions) {
+	b := c.u.b
+	h := &req.Header
+
+	// X-Forwarded-Host is the host the device asked for, before Host is rewritten.
+	c.scratch = append(c.scratch[:0], h.Host()...)
+	if len(c.scratch) > 0 {
+		h.SetBytesV("X-Forwarded-Host", c.scratch)
+	}
+	if !b.cfg.PreserveHost {
+		h.Set(fasthttp.HeaderHost, b.host)
+	}
+
+	// path := base path; query := the device's query, byte for byte.
+	c.scratch = append(c.scratch[:0], b.basePath...)
+	ru := h.RequestURI()
+	if i := bytes.IndexByte(ru, '?'); i >= 0 && i+1 < len(ru) {
+		q := ru[i+1:]
+		if j := bytes.IndexByte(q, '#'); j >= 0 {
+			q = q[:j]
+		}
+		if len(q) > 0 {
+			c.scratch = append(c.scratch, '?')
+			c.scratch = append(c.scratch, q...)
+		}
+	}
+	req.SetRequestURIBytes(c.scratch)
+
+	c.connClose = h.ConnectionClose()
+	c.stripRequestHopByHop(h)
+
+	if !b.cfg.TrustForwardedFor {
+		// a device can put anything in X-Forwarded-For; only the gateway's word counts.
+		h.Del(fasthttp.HeaderXForwardedFor)
+	}
+	if opt.ClientAddr != "" {
+		c.scratch = c.scratch[:0]
+		if b.cfg.TrustForwardedFor {
+			if prior := h.Peek(fasthttp.HeaderXForwardedFor); len(prior) > 0 {
+				c.scratch = append(c.scratch, prior...)
+				c.scratch = append(c.scratch, ", "...)
+			}
+		}
+		c.scratch = append(c.scratch, opt.ClientAddr...)
+		h.SetBytesV(fasthttp.HeaderXForwardedFor, c.scratch)
+	}
+	if opt.TLS {
+		h.Set("X-Forwarded-Proto", "https")
+	} else {
+		h.Set("X-Forwarded-Proto", "http")
+	}
+}
+
+// restore undoes the request changes the caller's server depends on.
+func (c *call) restore(req *fasthttp.Request) {
+	if c.connClose {
+		req.Header.SetConnectionClose()
+	}
+}
+
+// hopByHop are the headers a proxy must not forward (RFC 9110 section 7.6.1), plus Expect
+// (the body is already in hand) and the Proxy-* family.
+var hopByHop = []string{
+	"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization",
+	"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Expect",
+}
+
+// addConnectionTokens records the header names listed in one Connection header value
+// (RFC 9110 section 7.6.1), except close and keep-alive, into c.names (copies in c.nameBuf).
+func (c *call) addConnectionTokens(v []byte) {
+	for len(v) > 0 && len(c.spans) < 16 {
+		var tok []byte
+		if i := bytes.IndexByte(v, ','); i >= 0 {
+			tok, v = v[:i], v[i+1:]
+		} else {
+			tok, v = v, nil
+		}
+		tok = bytes.TrimSpace(tok)
+		if len(tok) == 0 || bytes.EqualFold(tok, []byte("close")) || bytes.EqualFold(tok, []byte("keep-alive")) {
+			continue
+		}
+		a := len(c.nameBuf)
+		c.nameBuf = append(c.nameBuf, tok...)
+		c.spans = append(c.spans, [2]int{a, len(c.nameBuf)})
+	}
+}
+
+// resetTokens clears c.names before a header is scanned.
+func (c *call) resetTokens() {
+	c.names, c.nameBuf, c.spans = c.names[:0], c.nameBuf[:0], c.spans[:0]
+}
+
+// endTokens turns the recorded spans into c.names (nameBuf no longer grows).
+func (c *call) endTokens() {
+	for _, sp := range c.spans {
+		c.names = append(c.names, c.nameBuf[sp[0]:sp[1]])
+	}
+}
+
+func (c *call) stripRequestHopByHop(h *fasthttp.RequestHeader) {
+	c.resetTokens()
+	for k, v := range h.All() {
+		if bytes.EqualFold(k, []byte("Connection")) {
+			c.addConnectionTokens(v)
+		}
+	}
+	c.endTokens()
+	for _, n := range c.names {
+		h.DelBytes(n)
+	}
+	for _, n := range hopByHop {
+		h.Del(n)
+	}
+	h.ResetConnectionClose()
+}
+
+// exchange writes req and reads the response header into c.ur. retryable reports that the
+// connection failed before any response byte arrived for a reason a fresh connection may not
+// share (reset, EOF), so an idempotent request may be sent again.
+//
+// held says the upstream is expected to hold the request (ClassPing): the exchange then waits
+// for the first response byte without a read buffer, so a held Ping costs no 16 KB buffer.
+func (c *call) exchange(ctx context.Context, req *fasthttp.Request, timeout time.Duration, held bool) (retryable bool, e *Error) {
+	u := c.u
+	hc := u.hc
+	c.gen++
+	gen := c.gen
+	c.closeConn = false
+
+	cc, err := hc.AcquireConn(timeout, false)
+	if err != nil {
+		if errors.Is(err, fasthttp.ErrNoFreeConns) {
+			return false, newErr(KindSaturated, "acquire", err)
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			return false, ctxErr(cerr)
+		}
+		return false, classify("dial", err)
+	}
+	c.conn = cc.Conn()
+	c.release = func(discard bool) {
+		if discard {
+			hc.CloseConn(cc)
+		} else {
+			hc.ReleaseConn(cc)
+		}
+	}
+	var stop func() bool
+	if ctx.Done() != nil {
+		// Runs in its own goroutine when the context ends mid-exchange: closing the connection
+		// unblocks the exchange's read or write at once. It captures conn and gen, not c's
+		// fields, because it may still run after the call went back to the pool.
+		conn, canceled := c.conn, &c.canceled
+		stop = context.AfterFunc(ctx, func() {
+			canceled.Store(gen)
+			_ = conn.Close()
+		})
+	}
+	fail := func(op string, err error) *Error {
+		c.dropConn()
+		if c.canceled.Load() == gen || ctx.Err() != nil {
+			return ctxErr(context.Cause(ctx))
+		}
+		return classify(op, err)
+	}
+	stopCancel := func() bool { return stop == nil || stop() }
+
+	deadline := u.now().Add(timeout)
+	if err := c.conn.SetDeadline(deadline); err != nil {
+		stopCancel()
+		return false, fail("deadline", err)
+	}
+
+	bw := hc.AcquireWriter(c.conn)
+	err = req.Write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	hc.ReleaseWriter(bw)
+	if err != nil {
+		stopCancel()
+		e := fail("write", err)
+		return e.Kind == KindDown && isReset(err), e
+	}
+
+	if held {
+		if err := waitReadable(c.conn); err != nil {
+			stopCancel()
+			e := fail("read header", err)
+			return false, e
+		}
+	}
+	c.br = hc.AcquireReader(c.conn)
+	if _, err := c.br.Peek(1); err != nil {
+		stopCancel()
+		e := fail("read header", err)
+		return e.Kind == KindDown && isReset(err), e
+	}
+	c.ur.StreamBody = true
+	c.ur.SkipBody = req.Header.IsHead()
+	err = c.ur.ReadLimitBody(c.br, 0)
+	if !stopCancel() {
+		// the context ended while the header arrived: the connection is already closed.
+		err = context.Canceled
+	}
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			c.dropConn()
+			return false, ctxErr(context.Cause(ctx))
+		}
+		e := fail("read header", err)
+		if e.Kind == KindDown {
+			// the upstream sent part of a header, then hung up: a broken answer, not a stale
+			// connection.
+			e.Kind = KindBadResponse
+		}
+		return false, e
+	}
+	c.closeConn = c.ur.ConnectionClose() || c.ur.Header.ContentLength() == -2
+	return false, nil
+}
+
+// waitReadable blocks until conn has bytes to read (or is closed, or its read deadline
+// passes) without reading them, using the runtime's poller: a held request then owns no read
+// buffer while it waits. Connections without a raw file descriptor return at once.
+func waitReadable(conn net.Conn) error {
+	if tc, ok := conn.(*tls.Conn); ok {
+		conn = tc.NetConn()
+	}
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	first := true
+	err = rc.Read(func(uintptr) bool {
+		// false the first time: park in the poller until the socket is readable.
+		if first {
+			first = false
+			return false
+		}
+		return true
+	})
+	return err
+}
+
+// dropConn closes the connection and releases the reader.
+func (c *call) dropConn() {
+	if c.br != nil {
+		c.u.hc.ReleaseReader(c.br)
+		c.br = nil
+	}
+	if c.release != nil {
+		_ = c.conn.Close()
+		c.release(true)
+		c.release = nil
+	}
+	c.conn = nil
+}
+
+// finish ends the call and returns it to the pool. discard closes the connection instead of
+// pooling it.
+func (c *call) finish(discard bool) {
+	_ = c.ur.CloseBodyStream()
+	if c.release != nil {
+		if !discard && !c.closeConn && c.br != nil && c.br.Buffered() == 0 {
+			c.u.hc.ReleaseReader(c.br)
+			c.br = nil
+			c.release(false)
+			c.release = nil
+			c.conn = nil
+		} else {
+			// bytes after the end of a response are a protocol violation: never reuse.
+			c.dropConn()
+		}
+	} else if c.br != nil {
+		c.u.hc.ReleaseReader(c.br)
+		c.br = nil
+	}
+	c.ur.Reset()
+	c.stream = nil
+	c.streamOpen = false
+	c.done, c.failed = false, false
+	c.read = 0
+	if cap(c.scratch) > c.u.b.cfg.SmallBodyBytes+4096 {
+		c.scratch = nil
+	}
+	c.u.calls.Put(c)
+}
+
+// deliver copies the upstream's status and headers into resp and hands it the body.
+func (c *call) deliver(resp *fasthttp.Response) *Error {
+	cfg := &c.u.b.cfg
+	ur := &c.ur
+	resp.ResetBody()
+	resp.Header.Reset()
+	resp.Header.SetNoDefaultContentType(true)
+	resp.Header.SetStatusCode(ur.StatusCode())
+	c.copyResponseHeader(&resp.Header, &ur.Header)
+
+	cl := ur.Header.ContentLength()
+	stream := ur.BodyStream()
+	if stream == nil || cl == 0 {
+		c.finish(false)
+		return nil
+	}
+	if cl > 0 && int64(cl) > cfg.MaxResponseBodyBytes {
+		return newErr(KindTooLarge, "content-length", nil)
+	}
+	c.stream = stream
+	c.limit = cfg.MaxResponseBodyBytes
+	c.bodyEnd = c.u.now().Add(cfg.BodyTimeout)
+	if cl > 0 && cl <= cfg.SmallBodyBytes {
+		if cap(c.scratch) < cl {
+			c.scratch = make([]byte, cl)
+		}
+		buf := c.scratch[:cl]
+		n := 0
+		for n < cl {
+			m, err := c.Read(buf[n:])
+			n += m
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				resp.Header.Reset()
+				return err.(*Error)
+			}
+		}
+		if n < cl {
+			resp.Header.Reset()
+			return newErr(KindBadResponse, "read body", io.ErrUnexpectedEOF)
+		}
+		resp.SetBody(buf)
+		c.finish(false)
+		return nil
+	}
+	c.streamOpen = true
+	if cl < 0 {
+		cl = -1 // chunked to the device
+	}
+	resp.SetBodyStream(c, cl)
+	return nil
+}
+
+// Read implements the response body stream. It bounds the body's size and time and turns
+// every failure into an *Error.
+func (c *call) Read(p []byte) (int, error) {
+	if c.done {
+		return 0, io.EOF
+	}
+	if c.failed || c.stream == nil {
+		return 0, newErr(KindBadResponse, "read body", io.ErrClosedPipe)
+	}
+	now := c.u.now()
+	if !now.Before(c.bodyEnd) {
+		c.failed = true
+		return 0, newErr(KindTimeout, "read body", os.ErrDeadlineExceeded)
+	}
+	dl := now.Add(c.u.b.cfg.BodyIdleTimeout)
+	if c.bodyEnd.Before(dl) {
+		dl = c.bodyEnd
+	}
+	if err := c.conn.SetReadDeadline(dl); err != nil {
+		c.failed = true
+		return 0, classify("read body", err)
+	}
+	// read at most one byte past the limit, to tell "exactly at the limit" from "over it".
+	if room := c.limit - c.read + 1; int64(len(p)) > room {
+		p = p[:room]
+	}
+	n, err := c.stream.Read(p)
+	c.read += int64(n)
+	if c.read > c.limit {
+		c.failed = true
+		return n - int(c.read-c.limit), newErr(KindTooLarge, "read body", nil)
+	}
+	if err == io.EOF {
+		c.done = true
+		return n, io.EOF
+	}
+	if err != nil {
+		c.failed = true
+		e := classify("read body", err)
+		if e.Kind == KindDown && !isReset(err) {
+			e.Kind = KindBadResponse
+		}
+		return n, e
+	}
+	return n, nil
+}
+
+// CloseWithError ends the body stream; the fasthttp server calls it once the body is written
+// (err nil) or writing failed. The connection is pooled only if the body was read to its end.
+func (c *call) CloseWithError(err error) error {
+	if !c.streamOpen {
+		return nil
+	}
+	c.streamOpen = false
+	c.finish(err != nil || !c.done || c.failed)
+	return nil
+}
+
+// Close is CloseWithError(nil).
+func (c *call) Close() error { return c.CloseWithError(nil) }
+
+// copyResponseHeader copies src into dst without hop-by-hop headers and without framing
+// (Content-Length is set from the body).
+func (c *call) copyResponseHeader(dst, src *fasthttp.ResponseHeader) {
+	c.resetTokens()
+	for k, v := range src.All() {
+		if bytes.EqualFold(k, []byte("Connection")) {
+			c.addConnectionTokens(v)
+		}
+	}
+	c.endTokens()
+	for k, v := range src.All() {
+		if bytes.EqualFold(k, []byte(fasthttp.HeaderContentLength)) || isHopByHop(k) {
+			continue
+		}
+		skip := false
+		for _, n := range c.names {
+			if bytes.EqualFold(k, n) {
+				skip = true
+				break
+			}
+		}
+		if !skip {
+			dst.AddBytesKV(k, v)
+		}
+	}
+}
+
+func isHopByHop(k []byte) bool {
+	for _, n := range hopByHop {
+		if len(k) == len(n) && bytes.EqualFold(k, []byte(n)) {
+			return true
+		}
+	}
+	return false
+}
+
+// classify turns a network or protocol error into an *Error.
+func classify(op string, err error) *Error {
+	switch {
+	case isTimeout(err):
+		return newErr(KindTimeout, op, err)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return newErr(KindDown, op, err)
+	}
+	var ne net.Error
+	var oe *net.OpError
+	var te *tls.CertificateVerificationError
+	var re tls.RecordHeaderError
+	switch {
+	case errors.As(err, &te), errors.As(err, &re):
+		return newErr(KindDown, op, err)
+	case errors.As(err, &oe), errors.As(err, &ne), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.EPIPE), errors.Is(err, net.ErrClosed), errors.Is(err, syscall.ECONNREFUSED):
+		return newErr(KindDown, op, err)
+	}
+	var small *fasthttp.ErrSmallBuffer
+	if errors.As(err, &small) {
+		return newErr(KindBadResponse, op, err)
+	}
+	if op == "dial" {
+		return newErr(KindDown, op, err)
+	}
+	return newErr(KindBadResponse, op, err)
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, fasthttp.ErrTimeout) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, fasthttp.ErrDialTimeout) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// isReset reports a connection the peer closed or reset: the signature of a stale keep-alive
+// connection.
+func isReset(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+var _ fasthttp.ReadCloserWithError = (*call)(nil)

@@ -1,0 +1,297 @@
+// Command easbench runs easgate's load comparisons on loopback: a simulated EAS upstream, the
+// same upstream behind nginx, and any extra targets (the gateway) given with -target.
+//
+//	easbench -mode compare -duration 5s -rounds 3 -concurrency 64
+//	easbench -mode rss -levels 1000,4000,9000
+//	easbench -mode compare -target gateway=http://127.0.0.1:8443/Microsoft-Server-ActiveSync
+//
+// Pinning: -client-cpus pins this process (load generator and simulated upstream), -proxy-cpus
+// pins nginx; give the gateway the same -proxy-cpus core (taskset -c N) so both proxies are
+// compared on the same core.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/easgate/easgate/bench"
+	"github.com/easgate/easgate/bench/servers"
+)
+
+type targetFlags []bench.Target
+
+func (t *targetFlags) String() string { return fmt.Sprint(*t) }
+func (t *targetFlags) Set(s string) error {
+	name, url, ok := strings.Cut(s, "=")
+	if !ok || name == "" || url == "" {
+		return errors.New("want name=url")
+	}
+	*t = append(*t, bench.Target{Name: name, URL: url})
+	return nil
+}
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "easbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var (
+		mode        = flag.String("mode", "compare", "compare | rss")
+		duration    = flag.Duration("duration", 5*time.Second, "length of one run")
+		rounds      = flag.Int("rounds", 3, "alternating rounds per target")
+		concurrency = flag.Int("concurrency", 64, "closed-loop workers")
+		rate        = flag.Float64("rate", 0, "open-loop requests/s (0: closed loop)")
+		maxReq      = flag.Int64("max-requests", 0, "requests per run (0: bounded by -duration only)")
+		devices     = flag.Int("devices", 500, "simulated devices")
+		pingHold    = flag.Duration("ping-hold", 200*time.Millisecond, "how long the upstream holds a Ping in compare mode")
+		mixFlag     = flag.String("mix", "", "command weights, e.g. Sync=60,Ping=15,FolderSync=15,SendMail=5,ItemOperations=5")
+		workers     = flag.Int("nginx-workers", 1, "nginx worker_processes")
+		proxyCPUs   = flag.String("proxy-cpus", "1", "taskset CPU list for nginx (and the gateway); empty: no pinning")
+		clientCPUs  = flag.String("client-cpus", "0", "taskset CPU list for this process; empty: no pinning")
+		levels      = flag.String("levels", "1000,4000,9000", "held Ping levels for -mode rss")
+		noNginx     = flag.Bool("no-nginx", false, "skip the nginx target")
+		verbose     = flag.Bool("v", false, "print per-command latency of every run")
+		fwdProxy    = flag.Bool("forward-proxy", false, "also compare a bare backends/eas Forward proxy (a child process pinned like nginx)")
+		upstreamURL = flag.String("upstream", "", "for -mode forward-proxy: the upstream EAS URL")
+		listen      = flag.String("listen", "", "for -mode forward-proxy: the loopback address to serve on")
+		extra       targetFlags
+	)
+	flag.Var(&extra, "target", "extra target name=url (repeatable), e.g. gateway=http://127.0.0.1:8443/Microsoft-Server-ActiveSync")
+	flag.Parse()
+
+	if err := pinSelf(*clientCPUs); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if *mode == "forward-proxy" {
+		return serveForwardProxy(ctx, *upstreamURL, *listen)
+	}
+
+	hold := *pingHold
+	if *mode == "rss" {
+		hold = 10 * time.Minute // held until released
+	}
+	up, err := bench.StartUpstream(bench.UpstreamOptions{PingHold: hold})
+	if err != nil {
+		return err
+	}
+	defer up.Close()
+
+	var ngx *servers.Nginx
+	if !*noNginx || *mode == "rss" {
+		ngx, err = servers.NewNginx(servers.NginxOptions{Upstream: up.Addr, Workers: *workers, CPUs: *proxyCPUs})
+		if err != nil {
+			return err
+		}
+		defer ngx.Stop()
+	}
+	fmt.Printf("machine: %d CPUs (%s); client pinned to %q, proxies to %q; %s\n",
+		runtime.NumCPU(), cpuModel(), *clientCPUs, *proxyCPUs, runtime.Version())
+
+	switch *mode {
+	case "compare":
+		mix, err := parseMix(*mixFlag)
+		if err != nil {
+			return err
+		}
+		targets := []bench.Target{{Name: "direct", URL: up.URL}}
+		if ngx != nil {
+			targets = append(targets, bench.Target{Name: "nginx", URL: ngx.URL + "/Microsoft-Server-ActiveSync"})
+		}
+		if *fwdProxy {
+			url, _, stopProxy, err := startForwardProxy(up.URL, *proxyCPUs)
+			if err != nil {
+				return err
+			}
+			defer stopProxy()
+			targets = append(targets, bench.Target{Name: "eas-forward", URL: url})
+		}
+		// The gateway joins here: -target gateway=URL, or one append in code.
+		targets = append(targets, extra...)
+		cmp, err := bench.Compare(ctx, bench.CompareOptions{
+			Targets: targets,
+			Rounds:  *rounds,
+			Workload: bench.Workload{
+				Devices:     bench.NewFleet(*devices),
+				Mix:         mix,
+				Concurrency: *concurrency,
+				Rate:        *rate,
+				Duration:    *duration,
+				MaxRequests: *maxReq,
+			},
+			Progress: func(round int, t bench.Target, r *bench.Result) {
+				fmt.Printf("round %d %-8s %8.0f req/s  p50 %-9v p99 %-9v errors %d/%d %s\n", round, t.Name,
+					r.Throughput(), r.Latency.Quantile(0.5).Round(time.Microsecond), r.Latency.Quantile(0.99).Round(time.Microsecond),
+					r.Errors, r.Requests, r.FirstError)
+				if *verbose {
+					for c := range r.ByCmd {
+						st := &r.ByCmd[c]
+						if st.Count == 0 {
+							continue
+						}
+						fmt.Printf("    %-15s n=%-7d p50 %-10v p90 %-10v p99 %-10v max %v\n", bench.Command(c), st.Count,
+							st.Latency.Quantile(0.5).Round(time.Microsecond), st.Latency.Quantile(0.9).Round(time.Microsecond),
+							st.Latency.Quantile(0.99).Round(time.Microsecond), st.Latency.Max().Round(time.Microsecond))
+					}
+				}
+			},
+		})
+		if err != nil {
+			return err
+		}
+		fmt.Printf("\nworkload: %d devices, concurrency %d, rate %.0f/s, %v x %d rounds, Ping hold %v, mix %v\n\n",
+			*devices, *concurrency, *rate, *duration, *rounds, *pingHold, mixString(mix))
+		fmt.Print(cmp.Markdown())
+	case "rss":
+		lv, err := parseLevels(*levels)
+		if err != nil {
+			return err
+		}
+		// nginx, on the upstream started above (Pings held 10 min, released at the end).
+		points, err := bench.MeasureHeldPingRSS(ctx, bench.RSSOptions{
+			Target:       ngx.URL + "/Microsoft-Server-ActiveSync",
+			Devices:      bench.NewFleet(*devices),
+			Levels:       lv,
+			RSS:          ngx.WorkersRSS,
+			UpstreamHeld: up.Held,
+		})
+		up.ReleasePings()
+		if err != nil {
+			return fmt.Errorf("%w\nnginx error.log:\n%s", err, ngx.ErrorLog(10))
+		}
+		printRSS(fmt.Sprintf("nginx (%d worker, summed)", *workers), points)
+		ngx.Stop()
+		up.Close()
+
+		if *fwdProxy {
+			up2, err := bench.StartUpstream(bench.UpstreamOptions{PingHold: hold})
+			if err != nil {
+				return err
+			}
+			defer up2.Close()
+			url, pid, stopProxy, err := startForwardProxy(up2.URL, *proxyCPUs)
+			if err != nil {
+				return err
+			}
+			defer stopProxy()
+			points, err := bench.MeasureHeldPingRSS(ctx, bench.RSSOptions{
+				Target:       url,
+				Devices:      bench.NewFleet(*devices),
+				Levels:       lv,
+				RSS:          func() (int64, error) { return servers.ProcRSS(pid) },
+				UpstreamHeld: up2.Held,
+			})
+			up2.ReleasePings()
+			if err != nil {
+				return err
+			}
+			printRSS("eas-forward (backends/eas Forward in a fasthttp server, GOMAXPROCS 1)", points)
+		}
+	default:
+		return fmt.Errorf("unknown -mode %q", *mode)
+	}
+	return nil
+}
+
+// pinSelf replaces this process with `taskset -c cpus <self> args...` (same PID), so every
+// thread of the Go runtime shares the CPU list: sched_setaffinity from Go would pin only the
+// calling thread.
+func pinSelf(cpus string) error {
+	if cpus == "" || os.Getenv("EASBENCH_PINNED") == cpus {
+		return nil
+	}
+	ts, err := exec.LookPath("taskset")
+	if err != nil {
+		return fmt.Errorf("pinning needs taskset: %w", err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	args := append([]string{ts, "-c", cpus, exe}, os.Args[1:]...)
+	// syscall.Exec does not deduplicate the environment (the first entry would win), so drop
+	// an inherited EASBENCH_PINNED (a parent easbench pinned elsewhere) before setting ours.
+	env := []string{"EASBENCH_PINNED=" + cpus}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "EASBENCH_PINNED=") {
+			env = append(env, kv)
+		}
+	}
+	return syscall.Exec(ts, args, env)
+}
+
+func parseMix(s string) (bench.Mix, error) {
+	var m bench.Mix
+	if s == "" {
+		return bench.DefaultMix, nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		name, v, ok := strings.Cut(part, "=")
+		cmd, known := bench.ParseCommand(strings.TrimSpace(name))
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if !ok || !known || err != nil || n < 0 {
+			return m, fmt.Errorf("bad -mix entry %q", part)
+		}
+		m[cmd] = n
+	}
+	return m, nil
+}
+
+func mixString(m bench.Mix) string {
+	var parts []string
+	for c, w := range m {
+		if w > 0 {
+			parts = append(parts, fmt.Sprintf("%s=%d", bench.Command(c), w))
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+func parseLevels(s string) ([]int, error) {
+	var out []int
+	prev := 0
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= prev {
+			return nil, fmt.Errorf("bad -levels %q: want ascending positive counts", s)
+		}
+		out = append(out, n)
+		prev = n
+	}
+	return out, nil
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
+
+func printRSS(name string, points []bench.RSSPoint) {
+	fmt.Printf("\n%s RSS with held Pings:\n\n| held Pings | RSS |\n|---:|---:|\n", name)
+	for _, p := range points {
+		fmt.Printf("| %d | %.1f MiB |\n", p.Held, float64(p.RSS)/(1<<20))
+	}
+	fmt.Printf("\nslope: %.0f bytes per held Ping\n", bench.Slope(points))
+}

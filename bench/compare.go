@@ -1,0 +1,156 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Target is one endpoint of a comparison: the upstream directly, nginx in front of it, the
+// gateway in front of it, ...
+type Target struct {
+	Name string
+	URL  string // loopback EAS endpoint URL
+}
+
+// CompareOptions configure Compare.
+type CompareOptions struct {
+	// Targets to compare; the first is the baseline of every ratio.
+	Targets []Target
+	// Rounds of the whole set; targets run one after another within a round, in forward
+	// order on even rounds and reverse order on odd ones, so drift (thermal, other tenants)
+	// hits every target alike. Default 3.
+	Rounds int
+	// Workload is run against each target; its Target field is overwritten.
+	Workload Workload
+	// Pause between runs, letting connections drain; default 200 ms.
+	Pause time.Duration
+	// Progress, if set, is called after every run.
+	Progress func(round int, t Target, r *Result)
+}
+
+// Comparison holds every run of Compare.
+type Comparison struct {
+	Targets []Target
+	Runs    [][]*Result // [target][round]
+}
+
+// Compare runs the workload against every target in alternating rounds.
+func Compare(ctx context.Context, opts CompareOptions) (*Comparison, error) {
+	if len(opts.Targets) == 0 {
+		return nil, fmt.Errorf("bench: no targets")
+	}
+	for _, t := range opts.Targets {
+		if _, err := checkLoopback(t.URL); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Rounds <= 0 {
+		opts.Rounds = 3
+	}
+	if opts.Pause <= 0 {
+		opts.Pause = 200 * time.Millisecond
+	}
+	c := &Comparison{Targets: opts.Targets, Runs: make([][]*Result, len(opts.Targets))}
+	for round := 0; round < opts.Rounds; round++ {
+		for k := range opts.Targets {
+			i := k
+			if round%2 == 1 {
+				i = len(opts.Targets) - 1 - k
+			}
+			w := opts.Workload
+			w.Target = opts.Targets[i].URL
+			r, err := Run(ctx, w)
+			if err != nil {
+				return c, err
+			}
+			c.Runs[i] = append(c.Runs[i], r)
+			if opts.Progress != nil {
+				opts.Progress(round, opts.Targets[i], r)
+			}
+			if err := ctx.Err(); err != nil {
+				return c, err
+			}
+			time.Sleep(opts.Pause)
+		}
+	}
+	return c, nil
+}
+
+// Summary is one target's aggregate over its rounds.
+type Summary struct {
+	Target                 Target
+	Throughput             float64 // median over rounds, requests/s
+	P50, P90, P99, P999    time.Duration
+	Requests, Errors       int64
+	ThroughputRatio        float64 // Throughput / baseline Throughput
+	P99Ratio               float64 // P99 / baseline P99
+	FirstError             string
+	SyncP50, SyncP99       time.Duration
+	ItemOpsP50, ItemOpsP99 time.Duration
+}
+
+// Summaries aggregates each target's rounds: the median throughput, and latency quantiles of
+// all rounds' samples merged.
+func (c *Comparison) Summaries() []Summary {
+	out := make([]Summary, len(c.Targets))
+	for i, t := range c.Targets {
+		s := Summary{Target: t}
+		var tps []float64
+		var all, sync, item Histogram
+		for _, r := range c.Runs[i] {
+			tps = append(tps, r.Throughput())
+			all.Merge(&r.Latency)
+			sync.Merge(&r.ByCmd[CmdSync].Latency)
+			item.Merge(&r.ByCmd[CmdItemOperations].Latency)
+			s.Requests += r.Requests
+			s.Errors += r.Errors
+			if s.FirstError == "" {
+				s.FirstError = r.FirstError
+			}
+		}
+		s.Throughput = median(tps)
+		s.P50, s.P90, s.P99, s.P999 = all.Quantile(0.5), all.Quantile(0.9), all.Quantile(0.99), all.Quantile(0.999)
+		s.SyncP50, s.SyncP99 = sync.Quantile(0.5), sync.Quantile(0.99)
+		s.ItemOpsP50, s.ItemOpsP99 = item.Quantile(0.5), item.Quantile(0.99)
+		out[i] = s
+	}
+	for i := range out {
+		if out[0].Throughput > 0 {
+			out[i].ThroughputRatio = out[i].Throughput / out[0].Throughput
+		}
+		if out[0].P99 > 0 {
+			out[i].P99Ratio = float64(out[i].P99) / float64(out[0].P99)
+		}
+	}
+	return out
+}
+
+// Markdown renders the summaries as a table.
+func (c *Comparison) Markdown() string {
+	var b strings.Builder
+	b.WriteString("| target | req/s (median) | × baseline | p50 | p90 | p99 | p99.9 | p99 × baseline | Sync p50 / p99 | ItemOps 1 MB p50 / p99 | errors |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, s := range c.Summaries() {
+		fmt.Fprintf(&b, "| %s | %.0f | %.2f | %s | %s | %s | %s | %.2f | %s / %s | %s / %s | %d/%d |\n",
+			s.Target.Name, s.Throughput, s.ThroughputRatio, ms(s.P50), ms(s.P90), ms(s.P99), ms(s.P999), s.P99Ratio,
+			ms(s.SyncP50), ms(s.SyncP99), ms(s.ItemOpsP50), ms(s.ItemOpsP99), s.Errors, s.Requests)
+	}
+	return b.String()
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}

@@ -1,0 +1,354 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Mix weighs the commands of a workload. A zero Mix means DefaultMix.
+type Mix [numCommands]int
+
+// DefaultMix is a phone fleet's steady state: mostly Sync, Pings that come back after the
+// upstream's hold, some FolderSync, a little mail sending and attachment fetching.
+var DefaultMix = Mix{CmdSync: 60, CmdPing: 15, CmdFolderSync: 15, CmdSendMail: 5, CmdItemOperations: 5}
+
+// Workload is one load run against one target.
+type Workload struct {
+	// Target is the EAS endpoint URL, e.g. http://127.0.0.1:8080/Microsoft-Server-ActiveSync.
+	// Only loopback targets are accepted.
+	Target  string
+	Devices []Device // default NewFleet(100)
+	Mix     Mix
+	// Concurrency is the number of closed-loop workers (each sends its next request when the
+	// previous one is answered). Used when Rate is 0; default 32.
+	Concurrency int
+	// Rate switches to an open loop: requests start at this many per second whatever the
+	// target does, and latency is measured from the intended start (no coordinated omission).
+	Rate float64
+	// MaxInFlight bounds an open loop's outstanding requests; a request that would exceed it
+	// is counted as Dropped. Default 4096.
+	MaxInFlight int
+	// Duration and MaxRequests bound the run; the first reached ends it. Duration default
+	// 5 s; MaxRequests 0 means no count bound.
+	Duration    time.Duration
+	MaxRequests int64
+	// Heartbeat is the HeartbeatInterval (seconds) in Ping bodies; default 480.
+	Heartbeat int
+	// Timeout bounds each request; default 30 s.
+	Timeout time.Duration
+}
+
+// CommandStats are the results of one command.
+type CommandStats struct {
+	Count, Errors int64
+	Bytes         int64 // response body bytes
+	Latency       Histogram
+}
+
+// Result is the outcome of one Run.
+type Result struct {
+	Target   string
+	Elapsed  time.Duration
+	Requests int64 // completed, with or without error
+	Errors   int64
+	Dropped  int64 // open loop only
+	ByCmd    [numCommands]CommandStats
+	Latency  Histogram
+	// FirstError is the first error seen, for diagnosis.
+	FirstError string
+}
+
+// Throughput is completed requests per second.
+func (r *Result) Throughput() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.Requests-r.Errors) / r.Elapsed.Seconds()
+}
+
+func (w *Workload) defaults() error {
+	if len(w.Devices) == 0 {
+		w.Devices = NewFleet(100)
+	}
+	if w.Mix == (Mix{}) {
+		w.Mix = DefaultMix
+	}
+	for _, v := range w.Mix {
+		if v < 0 {
+			return errors.New("bench: negative weight in Mix")
+		}
+	}
+	if w.Concurrency <= 0 {
+		w.Concurrency = 32
+	}
+	if w.MaxInFlight <= 0 {
+		w.MaxInFlight = 4096
+	}
+	if w.Duration <= 0 {
+		w.Duration = 5 * time.Second
+	}
+	if w.Heartbeat <= 0 {
+		w.Heartbeat = 480
+	}
+	if w.Timeout <= 0 {
+		w.Timeout = 30 * time.Second
+	}
+	return nil
+}
+
+// schedule spreads the mix's commands evenly over a cycle (a deterministic interleaving, so
+// every target sees the same sequence).
+func (m Mix) schedule() []Command {
+	total := 0
+	for _, v := range m {
+		total += v
+	}
+	seq := make([]Command, 0, total)
+	acc := make([]float64, numCommands)
+	for len(seq) < total {
+		best, bestV := Command(0), -1.0
+		for c := Command(0); c < numCommands; c++ {
+			acc[c] += float64(m[c])
+			if acc[c] > bestV {
+				best, bestV = c, acc[c]
+			}
+		}
+		acc[best] -= float64(total)
+		seq = append(seq, best)
+	}
+	return seq
+}
+
+// worker state: its own histograms, merged at the end.
+type loadWorker struct {
+	res  Result
+	req  fasthttp.Request
+	resp fasthttp.Response
+}
+
+type loadRun struct {
+	w     *Workload
+	hc    *fasthttp.HostClient
+	path  string
+	sched []Command
+	ping  []byte
+	next  atomic.Int64
+	errMu sync.Mutex
+	first string
+}
+
+// Run drives w.Target with the workload and returns its measurements. It stops at
+// w.Duration, w.MaxRequests or ctx's end, whichever comes first.
+func Run(ctx context.Context, w Workload) (*Result, error) {
+	if err := w.defaults(); err != nil {
+		return nil, err
+	}
+	u, err := checkLoopback(w.Target)
+	if err != nil {
+		return nil, err
+	}
+	maxConns := w.Concurrency + 16
+	if w.Rate > 0 {
+		maxConns = w.MaxInFlight + 16
+	}
+	lr := &loadRun{
+		w: &w,
+		hc: &fasthttp.HostClient{
+			Addr:                     u.Host,
+			MaxConns:                 maxConns,
+			MaxIdleConnDuration:      time.Minute,
+			ReadTimeout:              w.Timeout,
+			WriteTimeout:             w.Timeout,
+			MaxResponseBodySize:      64 << 20,
+			ReadBufferSize:           16 << 10,
+			NoDefaultUserAgentHeader: true,
+		},
+		path:  u.Path,
+		sched: w.Mix.schedule(),
+		ping:  PingRequest(w.Heartbeat),
+	}
+	if len(lr.sched) == 0 {
+		return nil, errors.New("bench: empty mix")
+	}
+	ctx, cancel := context.WithTimeout(ctx, w.Duration)
+	defer cancel()
+
+	start := time.Now()
+	var workers []*loadWorker
+	if w.Rate > 0 {
+		workers = lr.openLoop(ctx)
+	} else {
+		workers = lr.closedLoop(ctx)
+	}
+	res := &Result{Target: w.Target, Elapsed: time.Since(start)}
+	for _, lw := range workers {
+		r := &lw.res
+		res.Requests += r.Requests
+		res.Errors += r.Errors
+		res.Dropped += r.Dropped
+		res.Latency.Merge(&r.Latency)
+		for c := range r.ByCmd {
+			res.ByCmd[c].Count += r.ByCmd[c].Count
+			res.ByCmd[c].Errors += r.ByCmd[c].Errors
+			res.ByCmd[c].Bytes += r.ByCmd[c].Bytes
+			res.ByCmd[c].Latency.Merge(&r.ByCmd[c].Latency)
+		}
+	}
+	res.FirstError = lr.first
+	lr.hc.CloseIdleConnections()
+	return res, nil
+}
+
+// claim reserves the next request number, or false when MaxRequests is reached.
+func (lr *loadRun) claim() (int64, bool) {
+	i := lr.next.Add(1) - 1
+	if lr.w.MaxRequests > 0 && i >= lr.w.MaxRequests {
+		return 0, false
+	}
+	return i, true
+}
+
+func (lr *loadRun) closedLoop(ctx context.Context) []*loadWorker {
+	workers := make([]*loadWorker, lr.w.Concurrency)
+	var wg sync.WaitGroup
+	for i := range workers {
+		lw := &loadWorker{}
+		workers[i] = lw
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				n, ok := lr.claim()
+				if !ok {
+					return
+				}
+				lr.do(lw, n, time.Now())
+			}
+		}()
+	}
+	wg.Wait()
+	return workers
+}
+
+func (lr *loadRun) openLoop(ctx context.Context) []*loadWorker {
+	interval := time.Duration(float64(time.Second) / lr.w.Rate)
+	// One shared result under a mutex: open-loop rates are far below lock contention, and
+	// per-request histograms would cost ~100 KB each.
+	shared := &loadWorker{}
+	var mu sync.Mutex
+	var inflight atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for k := int64(0); ; k++ {
+		intended := start.Add(time.Duration(k) * interval)
+		if d := time.Until(intended); d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+			case <-t.C:
+			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		n, ok := lr.claim()
+		if !ok {
+			break
+		}
+		if inflight.Load() >= int64(lr.w.MaxInFlight) {
+			mu.Lock()
+			shared.res.Dropped++
+			mu.Unlock()
+			continue
+		}
+		inflight.Add(1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer inflight.Add(-1)
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			cmd, lat, size, err := lr.send(req, resp, n, intended)
+			fasthttp.ReleaseRequest(req)
+			fasthttp.ReleaseResponse(resp)
+			mu.Lock()
+			lr.record(&shared.res, cmd, lat, size, err)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return []*loadWorker{shared}
+}
+
+// do sends request number n and records it against intended.
+func (lr *loadRun) do(lw *loadWorker, n int64, intended time.Time) {
+	cmd, lat, size, err := lr.send(&lw.req, &lw.resp, n, intended)
+	lr.record(&lw.res, cmd, lat, size, err)
+}
+
+// send sends request number n: the n-th command of the mix's schedule from the n-th device.
+func (lr *loadRun) send(req *fasthttp.Request, resp *fasthttp.Response, n int64, intended time.Time) (Command, time.Duration, int, error) {
+	w := lr.w
+	cmd := lr.sched[n%int64(len(lr.sched))]
+	dev := &w.Devices[n%int64(len(w.Devices))]
+	req.Reset()
+	resp.Reset()
+	req.Header.SetMethod(fasthttp.MethodPost)
+	req.SetRequestURI(lr.path + "?" + dev.Query(cmd))
+	req.Header.SetHost(lr.hc.Addr)
+	req.Header.Set(fasthttp.HeaderAuthorization, dev.Authorization())
+	req.Header.Set(fasthttp.HeaderUserAgent, dev.UserAgent)
+	req.Header.Set("MS-ASProtocolVersion", "14.1")
+	if !dev.Base64 && dev.PolicyKey != 0 {
+		req.Header.Set("X-MS-PolicyKey", fmt.Sprint(dev.PolicyKey))
+	}
+	if cmd == CmdSendMail {
+		req.Header.SetContentType("message/rfc822")
+	} else {
+		req.Header.SetContentTypeBytes(wbxmlType)
+	}
+	switch cmd {
+	case CmdSync:
+		req.SetBodyRaw(SyncRequest)
+	case CmdFolderSync:
+		req.SetBodyRaw(FolderSyncRequest)
+	case CmdPing:
+		req.SetBodyRaw(lr.ping)
+	case CmdSendMail:
+		req.SetBodyRaw(SendMailRequest)
+	case CmdItemOperations:
+		req.SetBodyRaw(ItemOperationsRequest)
+	}
+	err := lr.hc.DoTimeout(req, resp, w.Timeout)
+	lat := time.Since(intended)
+	if err == nil && resp.StatusCode() != fasthttp.StatusOK {
+		err = fmt.Errorf("status %d", resp.StatusCode())
+	}
+	return cmd, lat, len(resp.Body()), err
+}
+
+// record adds one request's outcome to res.
+func (lr *loadRun) record(res *Result, cmd Command, lat time.Duration, size int, err error) {
+	st := &res.ByCmd[cmd]
+	res.Requests++
+	st.Count++
+	if err != nil {
+		res.Errors++
+		st.Errors++
+		lr.errMu.Lock()
+		if lr.first == "" {
+			lr.first = fmt.Sprintf("%s: %v", cmd, err)
+		}
+		lr.errMu.Unlock()
+		return
+	}
+	st.Bytes += int64(size)
+	st.Latency.Record(lat)
+	res.Latency.Record(lat)
+}

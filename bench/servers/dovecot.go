@@ -1,0 +1,667 @@
+package servers
+
+import (
+	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Debian paths of the Dovecot binaries; the packages are dovecot-core (dovecot, doveadm),
+// dovecot-imapd and dovecot-lmtpd.
+const (
+	dovecotBinary = "/usr/sbin/dovecot"
+	dovecotIMAP   = "/usr/lib/dovecot/imap"
+	dovecotLMTP   = "/usr/lib/dovecot/lmtp"
+)
+
+// DovecotOptions configures StartDovecot. The zero value is a plain-IMAP server for the domain
+// "easgate.test" with LMTP on a loopback TCP port and no users.
+type DovecotOptions struct {
+	// Domain is the mail domain of the users added without a domain part.
+	// Default "easgate.test".
+	Domain string
+	// STARTTLS enables TLS on the IMAP port (STARTTLS; plaintext login stays allowed) with a
+	// self-signed certificate for 127.0.0.1 and localhost generated for this server; see
+	// Dovecot.CACertPEM and Dovecot.TLSConfig.
+	STARTTLS bool
+	// LMTPSocket additionally opens LMTP on a unix socket (Dovecot.LMTPSocket). The TCP LMTP
+	// listener (Dovecot.LMTPAddr) is always open.
+	LMTPSocket bool
+	// Users are created before the server starts. More can be added with AddUser at any time.
+	Users []DovecotUser
+	// Debug turns on auth_debug, mail_debug and verbose_ssl; the log is in Dovecot.LogPath.
+	Debug bool
+}
+
+// DovecotUser is a passwd-file user. Password is stored in plain text ({PLAIN} scheme): these are
+// throwaway test credentials.
+type DovecotUser struct {
+	// Name is the login name. A name without '@' gets "@" + Domain appended, so the login name is
+	// always the full mail address, which is also the LMTP recipient.
+	Name     string
+	Password string
+}
+
+// Dovecot is a running Dovecot started by StartDovecot. Its fields are fixed for its lifetime:
+// Restart keeps the same ports, paths and data.
+type Dovecot struct {
+	// Dir holds the configuration, the passwd-file and the mail storage (a t.TempDir()).
+	Dir string
+	// ConfigPath is the dovecot.conf in use (`doveadm -c ConfigPath ...` works against it).
+	ConfigPath string
+	// LogPath is Dovecot's log file; its tail is printed when the test fails.
+	LogPath string
+	// Domain is the default mail domain (DovecotOptions.Domain).
+	Domain string
+	// IMAPAddr is "127.0.0.1:port" of the IMAP listener (STARTTLS when DovecotOptions.STARTTLS).
+	IMAPAddr string
+	// LMTPAddr is "127.0.0.1:port" of the LMTP listener used for delivery.
+	LMTPAddr string
+	// LMTPSocket is the path of the LMTP unix socket, "" unless DovecotOptions.LMTPSocket.
+	LMTPSocket string
+	// AuthAddr is "127.0.0.1:port" of Dovecot's auth service in the protocol Postfix calls
+	// `smtpd_sasl_type = dovecot` (an MTA authenticates SMTP submission through it).
+	AuthAddr string
+	// CACertPEM is the PEM self-signed certificate served on IMAP STARTTLS (nil without STARTTLS).
+	CACertPEM []byte
+
+	t        testing.TB
+	opts     DovecotOptions
+	passwd   string
+	runDir   string
+	mailUID  int
+	mailGID  int
+	mu       sync.Mutex
+	users    map[string]string
+	proc     *exec.Cmd
+	procDone chan struct{}
+}
+
+// StartDovecot starts a real Dovecot on 127.0.0.1 and stops it when the test ends. It fails the
+// test if Dovecot is not installed (after trying `apt-get install -y dovecot-imapd
+// dovecot-lmtpd`) or does not come up.
+//
+// As root, Dovecot's internal processes run as the Debian users "dovecot" and "dovenull" and mail
+// is stored as the system user "mail"; as another user, everything runs as that user.
+func StartDovecot(t testing.TB, opts DovecotOptions) *Dovecot {
+	t.Helper()
+	mailEnsureBinaries(t, map[string]string{
+		dovecotBinary: "dovecot-core",
+		dovecotIMAP:   "dovecot-imapd",
+		dovecotLMTP:   "dovecot-lmtpd",
+	})
+	if opts.Domain == "" {
+		opts.Domain = "easgate.test"
+	}
+	dir := t.TempDir()
+	mailOpenPath(t, dir)
+	// Unix socket paths are limited to 107 bytes and test names make t.TempDir() long, so the
+	// sockets live in a short directory of their own.
+	runDir, err := os.MkdirTemp("", "dovecot")
+	if err != nil {
+		t.Fatalf("servers: dovecot run dir: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(runDir) })
+	if err := os.Chmod(runDir, 0o755); err != nil {
+		t.Fatalf("servers: %v", err)
+	}
+
+	d := &Dovecot{
+		Dir:        dir,
+		ConfigPath: filepath.Join(dir, "dovecot.conf"),
+		LogPath:    filepath.Join(dir, "dovecot.log"),
+		Domain:     opts.Domain,
+		IMAPAddr:   mailFreeAddr(t),
+		LMTPAddr:   mailFreeAddr(t),
+		AuthAddr:   mailFreeAddr(t),
+		t:          t,
+		opts:       opts,
+		passwd:     filepath.Join(dir, "users"),
+		runDir:     runDir,
+		users:      make(map[string]string),
+	}
+	if opts.LMTPSocket {
+		d.LMTPSocket = filepath.Join(runDir, "lmtp-deliver")
+	}
+	internalUser, loginUser := d.processUsers(t)
+
+	mailRoot := filepath.Join(dir, "mail")
+	if err := os.MkdirAll(mailRoot, 0o755); err != nil {
+		t.Fatalf("servers: %v", err)
+	}
+	if err := os.Chown(mailRoot, d.mailUID, d.mailGID); err != nil {
+		t.Fatalf("servers: chown mail root: %v", err)
+	}
+	if err := os.WriteFile(d.passwd, nil, 0o644); err != nil {
+		t.Fatalf("servers: %v", err)
+	}
+	for _, u := range opts.Users {
+		d.AddUser(u.Name, u.Password)
+	}
+
+	var tlsConf string
+	if opts.STARTTLS {
+		certPEM, keyPEM := mailSelfSigned(t, "dovecot.easgate.test")
+		d.CACertPEM = certPEM
+		certPath := filepath.Join(dir, "cert.pem")
+		keyPath := filepath.Join(dir, "key.pem")
+		mailWriteFile(t, certPath, certPEM, 0o644)
+		mailWriteFile(t, keyPath, keyPEM, 0o600)
+		tlsConf = fmt.Sprintf("ssl = yes\nssl_cert = <%s\nssl_key = <%s\nssl_min_protocol = TLSv1.2\n", certPath, keyPath)
+		if _, err := os.Stat("/usr/share/dovecot/dh.pem"); err == nil {
+			tlsConf += "ssl_dh = </usr/share/dovecot/dh.pem\n"
+		}
+	} else {
+		tlsConf = "ssl = no\n"
+	}
+	debug := "no"
+	if opts.Debug {
+		debug = "yes"
+	}
+	lmtpUnix := ""
+	if d.LMTPSocket != "" {
+		lmtpUnix = fmt.Sprintf("  unix_listener %s {\n    mode = 0666\n  }\n", d.LMTPSocket)
+	}
+	imapHost, imapPort := mailSplit(t, d.IMAPAddr)
+	lmtpHost, lmtpPort := mailSplit(t, d.LMTPAddr)
+	authHost, authPort := mailSplit(t, d.AuthAddr)
+	conf := fmt.Sprintf(`# generated by bench/servers.StartDovecot
+instance_name = %[1]s
+base_dir = %[2]s
+state_dir = %[3]s/state
+log_path = %[4]s
+info_log_path = %[4]s
+debug_log_path = %[4]s
+auth_debug = %[5]s
+auth_debug_passwords = %[5]s
+mail_debug = %[5]s
+verbose_ssl = %[5]s
+protocols = imap lmtp
+listen = 127.0.0.1
+default_internal_user = %[6]s
+default_internal_group = %[6]s
+default_login_user = %[7]s
+first_valid_uid = %[8]d
+last_valid_uid = %[8]d
+first_valid_gid = %[9]d
+last_valid_gid = %[9]d
+mail_uid = %[8]d
+mail_gid = %[9]d
+mail_location = maildir:%[10]s/%%d/%%n/Maildir
+mail_home = %[10]s/%%d/%%n
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_username_format = %%Lu
+auth_cache_size = 0
+# Tests provoke failed logins on purpose; no 2 s penalty each.
+auth_failure_delay = 0
+lmtp_save_to_detail_mailbox = no
+recipient_delimiter = +
+postmaster_address = postmaster@%[11]s
+hostname = dovecot.%[11]s
+%[12]s
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%%Lu %[13]s
+}
+userdb {
+  driver = passwd-file
+  args = username_format=%%Lu %[13]s
+}
+namespace inbox {
+  inbox = yes
+  separator = /
+  mailbox Sent {
+    special_use = \Sent
+    auto = create
+  }
+  mailbox Trash {
+    special_use = \Trash
+    auto = create
+  }
+  mailbox Drafts {
+    special_use = \Drafts
+    auto = create
+  }
+}
+service imap-login {
+  inet_listener imap {
+    address = %[14]s
+    port = %[15]s
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+service lmtp {
+  unix_listener lmtp {
+    mode = 0600
+  }
+%[16]s  inet_listener lmtp {
+    address = %[17]s
+    port = %[18]s
+  }
+}
+service auth {
+  inet_listener sasl {
+    address = %[19]s
+    port = %[20]s
+  }
+}
+`, "easgate-"+filepath.Base(runDir), runDir, dir, d.LogPath, debug, internalUser, loginUser,
+		d.mailUID, d.mailGID, mailRoot, opts.Domain, tlsConf, d.passwd,
+		imapHost, imapPort, lmtpUnix, lmtpHost, lmtpPort, authHost, authPort)
+	if err := os.MkdirAll(filepath.Join(dir, "state"), 0o755); err != nil {
+		t.Fatalf("servers: %v", err)
+	}
+	mailWriteFile(t, d.ConfigPath, []byte(conf), 0o644)
+
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("servers: dovecot log tail:\n%s", mailTail(d.LogPath, 40))
+		}
+		d.stop()
+	})
+	if err := d.start(); err != nil {
+		t.Fatalf("servers: %v\n%s", err, mailTail(d.LogPath, 40))
+	}
+	return d
+}
+
+// processUsers picks the system users Dovecot's processes run as and sets the mail uid/gid.
+func (d *Dovecot) processUsers(t testing.TB) (internal, login string) {
+	if os.Geteuid() != 0 {
+		u, err := user.Current()
+		if err != nil {
+			t.Fatalf("servers: current user: %v", err)
+		}
+		d.mailUID, _ = strconv.Atoi(u.Uid)
+		d.mailGID, _ = strconv.Atoi(u.Gid)
+		return u.Username, u.Username
+	}
+	internal = mailSystemUser(t, "dovecot")
+	login = mailSystemUser(t, "dovenull")
+	mu, err := user.Lookup("mail")
+	if err != nil {
+		t.Fatalf("servers: dovecot needs the system user \"mail\" to own mail storage: %v", err)
+	}
+	d.mailUID, _ = strconv.Atoi(mu.Uid)
+	d.mailGID, _ = strconv.Atoi(mu.Gid)
+	return internal, login
+}
+
+// AddUser adds (or replaces) a passwd-file user and returns its login name, which is also its
+// mail address. Dovecot rereads the passwd-file on change, so this works while it runs.
+func (d *Dovecot) AddUser(name, password string) string {
+	d.t.Helper()
+	if !strings.Contains(name, "@") {
+		name += "@" + d.Domain
+	}
+	name = strings.ToLower(name)
+	if strings.ContainsAny(name, ":\r\n") || strings.ContainsAny(password, ":\r\n") {
+		d.t.Fatalf("servers: dovecot user %q: name and password must not contain ':' or line breaks", name)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.users[name] = password
+	var b strings.Builder
+	for n, p := range d.users {
+		fmt.Fprintf(&b, "%s:{PLAIN}%s::::::\n", n, p)
+	}
+	// Write then rename so Dovecot never reads a half-written file.
+	tmp := d.passwd + ".tmp"
+	mailWriteFile(d.t, tmp, []byte(b.String()), 0o644)
+	if err := os.Rename(tmp, d.passwd); err != nil {
+		d.t.Fatalf("servers: %v", err)
+	}
+	// Dovecot notices a change by mtime with one-second resolution on some filesystems; make the
+	// new file's mtime distinct from a write in the same second.
+	now := time.Now()
+	_ = os.Chtimes(d.passwd, now, now.Add(time.Duration(len(d.users))*time.Millisecond))
+	return name
+}
+
+// Users returns a copy of the login name → password map.
+func (d *Dovecot) Users() map[string]string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	m := make(map[string]string, len(d.users))
+	for k, v := range d.users {
+		m[k] = v
+	}
+	return m
+}
+
+// TLSConfig returns a client TLS configuration that trusts this server's certificate
+// (nil without STARTTLS).
+func (d *Dovecot) TLSConfig() *tls.Config {
+	if d.CACertPEM == nil {
+		return nil
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(d.CACertPEM)
+	return &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+}
+
+// Stop stops Dovecot (SIGTERM, then SIGKILL of its process group after one second). Data and ports are kept for Start.
+// Stopping a stopped server does nothing.
+func (d *Dovecot) Stop() {
+	d.t.Helper()
+	d.stop()
+}
+
+// Start starts a stopped Dovecot again on the same ports with the same data.
+func (d *Dovecot) Start() {
+	d.t.Helper()
+	if err := d.start(); err != nil {
+		d.t.Fatalf("servers: %v\n%s", err, mailTail(d.LogPath, 40))
+	}
+}
+
+// Restart is Stop followed by Start.
+func (d *Dovecot) Restart() {
+	d.t.Helper()
+	d.Stop()
+	d.Start()
+}
+
+func (d *Dovecot) start() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.proc != nil {
+		return nil
+	}
+	logf, err := os.OpenFile(d.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("servers: dovecot log: %w", err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(dovecotBinary, "-F", "-c", d.ConfigPath)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("servers: start dovecot: %w", err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	d.proc, d.procDone = cmd, done
+	addrs := []string{d.IMAPAddr, d.LMTPAddr, d.AuthAddr}
+	if err := mailWaitListening(addrs, done, 20*time.Second); err != nil {
+		d.kill()
+		return fmt.Errorf("servers: dovecot did not come up: %w", err)
+	}
+	if d.LMTPSocket != "" {
+		if err := mailWaitUnix(d.LMTPSocket, done, 10*time.Second); err != nil {
+			d.kill()
+			return fmt.Errorf("servers: dovecot LMTP socket: %w", err)
+		}
+	}
+	return nil
+}
+
+func (d *Dovecot) stop() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.proc == nil {
+		return
+	}
+	_ = d.proc.Process.Signal(syscall.SIGTERM)
+	// Dovecot's master lingers about six seconds after SIGTERM waiting for its children; the
+	// grace period is short because Maildir delivery is crash-safe (LMTP answers 250 only after
+	// the message is on disk), so ending the process group loses nothing a client was promised.
+	select {
+	case <-d.procDone:
+	case <-time.After(time.Second):
+	}
+	d.kill()
+	// Wait for the listeners to close so a Start right after finds the ports free.
+	for _, a := range []string{d.IMAPAddr, d.LMTPAddr, d.AuthAddr} {
+		mailWaitClosed(a, 5*time.Second)
+	}
+}
+
+// kill ends the whole process group (master and any children left). Caller holds d.mu.
+func (d *Dovecot) kill() {
+	if d.proc == nil {
+		return
+	}
+	_ = syscall.Kill(-d.proc.Process.Pid, syscall.SIGKILL)
+	<-d.procDone
+	d.proc, d.procDone = nil, nil
+}
+
+// ---- helpers shared by dovecot.go and postfix.go (prefixed "mail" to stay out of the way of the
+// other servers in this package) ----
+
+// mailEnsureBinaries installs missing Debian packages and fails the test if a binary is still
+// missing. The map is binary path → package.
+func mailEnsureBinaries(t testing.TB, bins map[string]string) {
+	t.Helper()
+	var pkgs []string
+	seen := map[string]bool{}
+	for bin, pkg := range bins {
+		if _, err := os.Stat(bin); err != nil && !seen[pkg] {
+			seen[pkg] = true
+			pkgs = append(pkgs, pkg)
+		}
+	}
+	if len(pkgs) == 0 {
+		return
+	}
+	mailInstallMu.Lock()
+	defer mailInstallMu.Unlock()
+	args := append([]string{"install", "-y", "--no-install-recommends"}, pkgs...)
+	cmd := exec.Command("apt-get", args...)
+	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+	out, err := cmd.CombinedOutput()
+	for bin, pkg := range bins {
+		if _, serr := os.Stat(bin); serr != nil {
+			t.Fatalf("servers: %s is missing and `apt-get install -y %s` did not provide it (%v):\n%s",
+				bin, pkg, err, mailLastLines(string(out), 20))
+		}
+	}
+}
+
+var mailInstallMu sync.Mutex
+
+// mailSystemUser returns name if that system user exists, else creates it as a system user
+// without login.
+func mailSystemUser(t testing.TB, name string) string {
+	t.Helper()
+	if _, err := user.Lookup(name); err == nil {
+		return name
+	}
+	out, err := exec.Command("useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name).CombinedOutput()
+	if err != nil {
+		if _, lerr := user.Lookup(name); lerr == nil {
+			return name
+		}
+		t.Fatalf("servers: create system user %s: %v\n%s", name, err, out)
+	}
+	return name
+}
+
+// mailOpenPath makes dir and each of its parents traversable by the unprivileged users the
+// servers' child processes run as: t.TempDir() is created 0700 and owned by root.
+func mailOpenPath(t testing.TB, dir string) {
+	t.Helper()
+	stop := filepath.Clean(os.TempDir())
+	for p := filepath.Clean(dir); ; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatalf("servers: %v", err)
+		}
+		want := fi.Mode().Perm() | 0o011
+		if p == filepath.Clean(dir) {
+			want |= 0o055
+		}
+		if want != fi.Mode().Perm() {
+			if err := os.Chmod(p, want); err != nil {
+				t.Fatalf("servers: make %s traversable: %v", p, err)
+			}
+		}
+		if p == stop || p == "/" || !strings.HasPrefix(p, stop) {
+			return
+		}
+	}
+}
+
+// mailFreeAddr returns a 127.0.0.1 address whose port was free a moment ago.
+func mailFreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("servers: free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func mailSplit(t testing.TB, addr string) (string, string) {
+	t.Helper()
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatalf("servers: %v", err)
+	}
+	return h, p
+}
+
+func mailWriteFile(t testing.TB, path string, data []byte, mode os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(path, data, mode); err != nil {
+		t.Fatalf("servers: %v", err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatalf("servers: %v", err)
+	}
+}
+
+// mailWaitListening polls until every address accepts a TCP connection, the process exits, or
+// the timeout passes.
+func mailWaitListening(addrs []string, exited <-chan struct{}, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for _, a := range addrs {
+		for {
+			c, err := net.DialTimeout("tcp", a, time.Second)
+			if err == nil {
+				c.Close()
+				break
+			}
+			select {
+			case <-exited:
+				return errors.New("process exited during startup")
+			default:
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s not listening after %v: %w", a, timeout, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+func mailWaitUnix(path string, exited <-chan struct{}, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := net.DialTimeout("unix", path, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-exited:
+			return errors.New("process exited during startup")
+		default:
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func mailWaitClosed(addr string, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err != nil {
+			return
+		}
+		c.Close()
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// mailSelfSigned makes a self-signed ECDSA P-256 certificate for 127.0.0.1, ::1 and localhost.
+func mailSelfSigned(t testing.TB, cn string) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatalf("servers: %v", err)
+	}
+	serial, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: cn, Organization: []string{"easgate tests"}},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		DNSNames:              []string{"localhost", cn},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatalf("servers: %v", err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatalf("servers: %v", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+}
+
+// mailTail returns the last n lines of a file, for failure messages.
+func mailTail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Sprintf("(%v)", err)
+	}
+	return mailLastLines(string(b), n)
+}
+
+func mailLastLines(s string, n int) string {
+	var lines []string
+	sc := bufio.NewScanner(strings.NewReader(s))
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if len(lines) > n {
+			lines = lines[1:]
+		}
+	}
+	return strings.Join(lines, "\n")
+}

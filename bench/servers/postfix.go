@@ -1,0 +1,406 @@
+package servers
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Debian paths of the Postfix binaries (package postfix).
+const (
+	postfixBinary = "/usr/sbin/postfix"
+	postfixMaster = "/usr/lib/postfix/sbin/master"
+	postqueueBin  = "/usr/sbin/postqueue"
+)
+
+// PostfixOptions configures StartPostfix.
+type PostfixOptions struct {
+	// Dovecot receives the mail: Postfix delivers every message for Dovecot.Domain and Domains to
+	// it over LMTP (Dovecot.LMTPAddr). Required.
+	Dovecot *Dovecot
+	// Domains are extra virtual mailbox domains delivered to Dovecot besides Dovecot.Domain.
+	Domains []string
+	// STARTTLS offers STARTTLS on the SMTP and submission listeners with a self-signed
+	// certificate for 127.0.0.1 (see Postfix.CACertPEM, Postfix.TLSConfig).
+	STARTTLS bool
+	// Submission opens a second listener (Postfix.SubmissionAddr) that requires SMTP AUTH
+	// (PLAIN, LOGIN) checked by Dovecot's auth service against Dovecot's users. Authentication
+	// is allowed without TLS so tests can exercise it either way.
+	Submission bool
+	// MessageSizeLimit is Postfix's message_size_limit in bytes. Default 10 MiB.
+	MessageSizeLimit int64
+}
+
+// Postfix is a running Postfix instance started by StartPostfix: its own config_directory,
+// queue_directory and data_directory under Dir, listening on loopback only, relaying nothing
+// outside its virtual domains, doing no DNS lookups.
+type Postfix struct {
+	// Dir holds everything: ConfigDir, the queue, data and the log.
+	Dir string
+	// ConfigDir is the instance's config_directory (`postfix -c ConfigDir ...`, `postconf -c`).
+	ConfigDir string
+	// QueueDir is the instance's queue_directory.
+	QueueDir string
+	// LogPath is the instance's maillog_file; its tail is printed when the test fails.
+	LogPath string
+	// SMTPAddr is "127.0.0.1:port" of the SMTP (MX-style, unauthenticated) listener; it accepts
+	// mail only for the virtual domains.
+	SMTPAddr string
+	// SubmissionAddr is "127.0.0.1:port" of the authenticated submission listener, "" unless
+	// PostfixOptions.Submission.
+	SubmissionAddr string
+	// Domains are the domains delivered to Dovecot.
+	Domains []string
+	// CACertPEM is the self-signed certificate offered on STARTTLS (nil without STARTTLS).
+	CACertPEM []byte
+
+	t        testing.TB
+	mu       sync.Mutex
+	proc     *exec.Cmd
+	procDone chan struct{}
+}
+
+// StartPostfix starts a real Postfix master on 127.0.0.1 delivering into opts.Dovecot over LMTP,
+// and stops it when the test ends. It fails the test if Postfix is not installed (after trying
+// `apt-get install -y postfix`) or does not come up. It needs root (Postfix's master drops to
+// the "postfix" user for its daemons).
+func StartPostfix(t testing.TB, opts PostfixOptions) *Postfix {
+	t.Helper()
+	if opts.Dovecot == nil {
+		t.Fatal("servers: StartPostfix needs PostfixOptions.Dovecot to deliver to")
+	}
+	mailEnsureBinaries(t, map[string]string{postfixBinary: "postfix", postfixMaster: "postfix", postqueueBin: "postfix"})
+	if os.Geteuid() != 0 {
+		t.Fatal("servers: StartPostfix must run as root: Postfix's master starts as root and drops to the postfix user")
+	}
+	owner := mailSystemUser(t, "postfix")
+	if _, err := user.LookupGroup("postdrop"); err != nil {
+		if out, err := exec.Command("groupadd", "--system", "postdrop").CombinedOutput(); err != nil {
+			t.Fatalf("servers: create group postdrop: %v\n%s", err, out)
+		}
+	}
+	pu, err := user.Lookup(owner)
+	if err != nil {
+		t.Fatalf("servers: %v", err)
+	}
+	uid, _ := strconv.Atoi(pu.Uid)
+	gid, _ := strconv.Atoi(pu.Gid)
+	if opts.MessageSizeLimit == 0 {
+		opts.MessageSizeLimit = 10 << 20
+	}
+
+	dir := t.TempDir()
+	mailOpenPath(t, dir)
+	p := &Postfix{
+		Dir:       dir,
+		ConfigDir: filepath.Join(dir, "etc"),
+		QueueDir:  filepath.Join(dir, "spool"),
+		LogPath:   filepath.Join(dir, "maillog"),
+		SMTPAddr:  mailFreeAddr(t),
+		Domains:   append([]string{opts.Dovecot.Domain}, opts.Domains...),
+		t:         t,
+	}
+	dataDir := filepath.Join(dir, "data")
+	for _, d := range []string{p.ConfigDir, p.QueueDir, dataDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatalf("servers: %v", err)
+		}
+	}
+	// Postfix insists: config and queue directories owned by root, data directory by mail_owner.
+	if err := os.Chown(dataDir, uid, gid); err != nil {
+		t.Fatalf("servers: %v", err)
+	}
+	if opts.Submission {
+		p.SubmissionAddr = mailFreeAddr(t)
+	}
+
+	var tlsMain string
+	if opts.STARTTLS {
+		certPEM, keyPEM := mailSelfSigned(t, "mx.easgate.test")
+		p.CACertPEM = certPEM
+		chain := filepath.Join(p.ConfigDir, "smtpd-chain.pem")
+		mailWriteFile(t, chain, append(append([]byte{}, keyPEM...), certPEM...), 0o600)
+		tlsMain = fmt.Sprintf("smtpd_tls_chain_files = %s\nsmtpd_tls_security_level = may\n", chain)
+	} else {
+		tlsMain = "smtpd_tls_security_level = none\n"
+	}
+
+	main := fmt.Sprintf(`# generated by bench/servers.StartPostfix
+compatibility_level = 3.6
+config_directory = %[1]s
+queue_directory = %[2]s
+data_directory = %[3]s
+command_directory = /usr/sbin
+daemon_directory = /usr/lib/postfix/sbin
+shlib_directory = /usr/lib/postfix
+meta_directory = /etc/postfix
+mail_owner = %[4]s
+setgid_group = postdrop
+maillog_file = %[5]s
+maillog_file_prefixes = %[11]s
+myhostname = mx.easgate.test
+mydomain = easgate.test
+myorigin = $myhostname
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+mydestination =
+local_recipient_maps =
+alias_maps =
+alias_database =
+relayhost =
+relay_domains =
+virtual_mailbox_domains = %[6]s
+virtual_mailbox_maps =
+virtual_alias_maps =
+virtual_transport = lmtp:inet:%[7]s
+# Unknown users are refused by Dovecot's LMTP, not guessed here: the user list changes at run time.
+smtpd_reject_unlisted_recipient = no
+# Nothing ever leaves: anything not for the virtual domains fails at once.
+default_transport = error:easgate test instance relays nothing
+relay_transport = error:easgate test instance relays nothing
+smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination
+smtpd_recipient_restrictions =
+smtp_dns_support_level = disabled
+lmtp_dns_support_level = disabled
+smtp_host_lookup = native
+lmtp_host_lookup = native
+smtpd_peername_lookup = no
+smtputf8_enable = no
+biff = no
+append_dot_mydomain = no
+message_size_limit = %[8]d
+mailbox_size_limit = 0
+queue_run_delay = 1s
+minimal_backoff_time = 1s
+maximal_backoff_time = 5s
+lmtp_connect_timeout = 5s
+delay_warning_time = 0
+smtpd_banner = $myhostname ESMTP easgate-test
+smtpd_sasl_type = dovecot
+smtpd_sasl_path = inet:%[9]s
+smtpd_sasl_auth_enable = no
+smtpd_tls_auth_only = no
+# Tests provoke rejections on purpose; no tarpit.
+smtpd_error_sleep_time = 0
+broken_sasl_auth_clients = no
+%[10]s`, p.ConfigDir, p.QueueDir, dataDir, owner, p.LogPath,
+		strings.Join(p.Domains, ", "), opts.Dovecot.LMTPAddr, opts.MessageSizeLimit,
+		opts.Dovecot.AuthAddr, tlsMain, dir)
+	mailWriteFile(t, filepath.Join(p.ConfigDir, "main.cf"), []byte(main), 0o644)
+
+	submission := ""
+	if opts.Submission {
+		submission = p.SubmissionAddr + ` inet n - n - - smtpd
+  -o syslog_name=postfix/submission
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_client_restrictions=permit_sasl_authenticated,reject
+  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
+`
+	}
+	// chroot is "n" everywhere: the instance lives in a temp dir without a chroot tree.
+	master := p.SMTPAddr + ` inet n - n - - smtpd
+` + submission + `pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+lmtp      unix  -       -       n       -       -       lmtp
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+`
+	mailWriteFile(t, filepath.Join(p.ConfigDir, "master.cf"), []byte(master), 0o644)
+
+	// The queue layout `postfix check` (post-install) would create, made directly: that check
+	// walks the whole installation and takes seconds on a loaded machine.
+	pdGroup, err := user.LookupGroup("postdrop")
+	if err != nil {
+		t.Fatalf("servers: %v", err)
+	}
+	pdGID, _ := strconv.Atoi(pdGroup.Gid)
+	for _, q := range []struct {
+		name     string
+		uid, gid int
+		mode     os.FileMode
+	}{
+		{"active", uid, 0, 0o700}, {"bounce", uid, 0, 0o700}, {"corrupt", uid, 0, 0o700},
+		{"defer", uid, 0, 0o700}, {"deferred", uid, 0, 0o700}, {"flush", uid, 0, 0o700},
+		{"hold", uid, 0, 0o700}, {"incoming", uid, 0, 0o700}, {"private", uid, 0, 0o700},
+		{"saved", uid, 0, 0o700}, {"trace", uid, 0, 0o700},
+		{"maildrop", uid, pdGID, 0o730}, {"public", uid, pdGID, 0o710}, {"pid", 0, 0, 0o755},
+	} {
+		qd := filepath.Join(p.QueueDir, q.name)
+		if err := os.Mkdir(qd, q.mode); err != nil {
+			t.Fatalf("servers: %v", err)
+		}
+		if err := os.Chown(qd, q.uid, q.gid); err != nil {
+			t.Fatalf("servers: %v", err)
+		}
+		if err := os.Chmod(qd, q.mode); err != nil {
+			t.Fatalf("servers: %v", err)
+		}
+	}
+	// Catch configuration mistakes before master starts (postconf reads main.cf and master.cf).
+	if out, err := exec.Command("/usr/sbin/postconf", "-c", p.ConfigDir, "-n", "virtual_transport").CombinedOutput(); err != nil {
+		t.Fatalf("servers: postconf -c %s: %v\n%s", p.ConfigDir, err, out)
+	}
+
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("servers: postfix log tail:\n%s", mailTail(p.LogPath, 40))
+		}
+		p.stop()
+	})
+	if err := p.start(); err != nil {
+		t.Fatalf("servers: %v\n%s", err, mailTail(p.LogPath, 40))
+	}
+	return p
+}
+
+// TLSConfig returns a client TLS configuration that trusts this instance's certificate
+// (nil without STARTTLS).
+func (p *Postfix) TLSConfig() *tls.Config {
+	if p.CACertPEM == nil {
+		return nil
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(p.CACertPEM)
+	return &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+}
+
+// Flush asks Postfix to retry deferred mail now (`postqueue -c ConfigDir -f`), e.g. after
+// Dovecot was restarted in a fault test.
+func (p *Postfix) Flush() {
+	p.t.Helper()
+	if out, err := exec.Command(postqueueBin, "-c", p.ConfigDir, "-f").CombinedOutput(); err != nil {
+		p.t.Fatalf("servers: postqueue -f: %v\n%s", err, out)
+	}
+}
+
+// QueueLen returns the number of messages in the instance's queue (`postqueue -j`), 0 when all
+// mail has been delivered or bounced.
+func (p *Postfix) QueueLen() int {
+	p.t.Helper()
+	out, err := exec.Command(postqueueBin, "-c", p.ConfigDir, "-j").CombinedOutput()
+	if err != nil {
+		p.t.Fatalf("servers: postqueue -j: %v\n%s", err, out)
+	}
+	n := 0
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(l), "{") {
+			n++
+		}
+	}
+	return n
+}
+
+// Stop stops the instance (SIGTERM to master, which flushes and ends its daemons; SIGKILL of the
+// process group after 10 s). The queue is kept for Start.
+func (p *Postfix) Stop() {
+	p.t.Helper()
+	p.stop()
+}
+
+// Start starts a stopped instance again on the same ports with the same queue.
+func (p *Postfix) Start() {
+	p.t.Helper()
+	if err := p.start(); err != nil {
+		p.t.Fatalf("servers: %v\n%s", err, mailTail(p.LogPath, 40))
+	}
+}
+
+// Restart is Stop followed by Start.
+func (p *Postfix) Restart() {
+	p.t.Helper()
+	p.Stop()
+	p.Start()
+}
+
+func (p *Postfix) start() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.proc != nil {
+		return nil
+	}
+	logf, err := os.OpenFile(p.LogPath+".master", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("servers: postfix log: %w", err)
+	}
+	defer logf.Close()
+	// master -d stays in the foreground, so the test owns the process; -c selects the instance.
+	cmd := exec.Command(postfixMaster, "-c", p.ConfigDir, "-d")
+	cmd.Env = append(os.Environ(), "MAIL_CONFIG="+p.ConfigDir)
+	cmd.Dir = p.QueueDir
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("servers: start postfix master: %w", err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	p.proc, p.procDone = cmd, done
+	addrs := []string{p.SMTPAddr}
+	if p.SubmissionAddr != "" {
+		addrs = append(addrs, p.SubmissionAddr)
+	}
+	if err := mailWaitListening(addrs, done, 20*time.Second); err != nil {
+		p.kill()
+		return fmt.Errorf("servers: postfix did not come up: %w\n%s", err, mailTail(p.LogPath+".master", 20))
+	}
+	return nil
+}
+
+func (p *Postfix) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.proc == nil {
+		return
+	}
+	_ = p.proc.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.procDone:
+	case <-time.After(10 * time.Second):
+	}
+	p.kill()
+	addrs := []string{p.SMTPAddr}
+	if p.SubmissionAddr != "" {
+		addrs = append(addrs, p.SubmissionAddr)
+	}
+	for _, a := range addrs {
+		mailWaitClosed(a, 5*time.Second)
+	}
+}
+
+// kill ends the process group (master and daemons). Caller holds p.mu.
+func (p *Postfix) kill() {
+	if p.proc == nil {
+		return
+	}
+	_ = syscall.Kill(-p.proc.Process.Pid, syscall.SIGKILL)
+	<-p.procDone
+	p.proc, p.procDone = nil, nil
+}
