@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/easgate/easgate/decision"
 	"github.com/easgate/easgate/decision/sqlite"
@@ -671,5 +672,84 @@ func TestAuditRetention(t *testing.T) {
 	log := ok[[]decision.AuditEntry](t)(f.store.Audit(ctx, decision.AuditFilter{User: ann}))
 	if len(log) != 1 || log[0].Event != decision.EventRegister {
 		t.Fatalf("after retention: %+v", log)
+	}
+}
+
+// TestTwoAccountsOnePhoneAreTwoDevices: a device is keyed by (user, DeviceId); an admin block
+// of one account's partnership does not touch the other account on the same phone, and user
+// names are normalised so case variants share one record.
+func TestTwoAccountsOnePhoneAreTwoDevices(t *testing.T) {
+	f := newFixture(t, decision.Policy{UnknownDevice: decision.Allow})
+	f.expect(f.input(ann, "PHONE1"), decision.Allow, decision.ReasonUnknownDevice)
+	f.expect(f.input("bob@example.com", "PHONE1"), decision.Allow, decision.ReasonUnknownDevice)
+	ok[decision.Device](t)(f.e.SetOverride(ctx, "ANN@EXAMPLE.COM", "PHONE1", decision.OverrideBlock, "admin"))
+	f.expect(f.input("Ann@Example.com", "PHONE1"), decision.Block, decision.ReasonAdminBlock)
+	f.expect(f.input("bob@example.com", "PHONE1"), decision.Allow, decision.ReasonUnknownDevice)
+	list := ok[[]decision.Device](t)(f.e.Devices(ctx, decision.DeviceFilter{}))
+	if len(list) != 2 {
+		t.Fatalf("%d records, want 2: %+v", len(list), list)
+	}
+}
+
+// TestInputBuffersNotRetained: the gateway may build Input strings over request buffers it
+// reuses (fasthttp); the engine must copy what it keeps. The caller's bytes are overwritten
+// after each call and the cached state must be unaffected.
+func TestInputBuffersNotRetained(t *testing.T) {
+	f := newFixture(t, decision.Policy{UnknownDevice: decision.Allow}, func(o *decision.Options) { o.CacheTTL = 24 * time.Hour })
+	buf := []byte("ann@example.com|DEV1|iPhone|Apple-iPhone15C2/2104.1|203.0.113.9|MyCommand")
+	view := func(i, j int) string { return unsafe.String(&buf[i], j-i) }
+	in := &decision.Input{User: view(0, 15), DeviceID: view(16, 20), DeviceType: view(21, 27),
+		UserAgent: view(28, 51), ClientAddr: view(52, 63), Command: view(64, 73), Groups: []string{view(21, 27)}}
+	for round := 0; round < 2; round++ {
+		if round == 1 {
+			// Record other values first, so round 1 is a cache hit that observes changes and
+			// must copy them.
+			other := f.input(ann, "DEV1")
+			other.UserAgent, other.Command, other.ClientAddr = "Apple-iPhone15C2/2104.1", "Ping", "198.51.100.1"
+			f.decide(other)
+		}
+		d := f.expect(in, decision.Allow, decision.ReasonUnknownDevice)
+		if round == 1 && !d.Cached {
+			t.Fatal("round 1 was not a cache hit")
+		}
+		saved := append([]byte(nil), buf...)
+		for i := range buf {
+			buf[i] = 'X'
+		}
+		// With the buffer scribbled over, the engine's state must still name the real device.
+		if !decision.Cached(f.e, ann, "DEV1") {
+			t.Fatal("cache entry key was aliased to the caller's buffer")
+		}
+		f.e.Flush()
+		rec := ok[decision.Device](t)(f.store.Device(ctx, ann, "DEV1"))
+		if rec.UserAgent != "Apple-iPhone15C2/2104.1" || rec.ClientAddr != "203.0.113.9" || rec.LastCommand != "MyCommand" {
+			t.Fatalf("record corrupted by buffer reuse: %+v", rec)
+		}
+		copy(buf, saved)
+		f.clk.Add(2 * time.Hour) // past TouchInterval so the next round flushes again
+	}
+}
+
+// TestPendingBounded: observations waiting for the flusher are bounded by MaxPending; beyond
+// it they are dropped and counted, never blocking a request.
+func TestPendingBounded(t *testing.T) {
+	f := newFixture(t, decision.Policy{UnknownDevice: decision.Allow}, func(o *decision.Options) { o.MaxPending = 2 })
+	for i := 0; i < 6; i++ {
+		in := f.input(ann, fmt.Sprintf("D%d", i))
+		f.decide(in)
+		in.Command = "Ping" // a change to record on a cache hit
+		f.decide(in)
+	}
+	if s := f.e.Stats(); s.DroppedSightings == 0 {
+		t.Fatalf("no observation dropped with MaxPending=2: %+v", s)
+	}
+	f.e.Flush()
+	// Dropped observations are retried by the next request that has something to record.
+	in := f.input(ann, "D5")
+	in.Command = "Sync"
+	f.decide(in)
+	f.e.Flush()
+	if rec := ok[decision.Device](t)(f.store.Device(ctx, ann, "D5")); rec.LastCommand != "Sync" {
+		t.Fatalf("last command %q", rec.LastCommand)
 	}
 }

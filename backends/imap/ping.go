@@ -91,38 +91,55 @@ func (s *session) ping(body []byte) (Response, error) {
 		}
 		folders = append(folders, f)
 	}
-	// IDLE on the Inbox if it is watched, else on the first folder.
-	sort.SliceStable(folders, func(i, j int) bool { return folders[i].Type == typeInbox && folders[j].Type != typeInbox })
-	c, err := s.client()
+	changed, err := s.waitForChange(folders, interval)
 	if err != nil {
 		return Response{}, err
 	}
-	deadline := time.NewTimer(interval)
+	if len(changed) == 0 {
+		return pingStatus(pingExpired)
+	}
+	fe := wbxml.NewElement(wbxml.PingFolders)
+	for _, id := range changed {
+		fe.Append(text(wbxml.PingFolder, id))
+	}
+	return wbxmlResponse(wbxml.NewElement(wbxml.PingPing, text(wbxml.PingStatus, pingChanges), fe))
+}
+
+// waitForChange returns the ids of the folders that differ from the device's state, waiting up
+// to timeout for one to change: it IDLEs on the first folder (the Inbox when watched) and polls
+// the others with STATUS every PollInterval. An empty result means the time ran out.
+func (s *session) waitForChange(folders []Folder, timeout time.Duration) ([]string, error) {
+	folders = slices.Clone(folders)
+	sort.SliceStable(folders, func(i, j int) bool { return folders[i].Type == typeInbox && folders[j].Type != typeInbox })
+	c, err := s.client()
+	if err != nil {
+		return nil, err
+	}
+	if s.cn.c.Mailbox() != nil {
+		if err := c.Unselect().Wait(); err != nil {
+			return nil, s.imapErr(err, "UNSELECT")
+		}
+		s.reselect()
+	}
+	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	poll := time.NewTicker(s.b.cfg.PollInterval)
 	defer poll.Stop()
 	for {
 		changed, err := s.changedFolders(c, folders)
-		if err != nil {
-			return Response{}, err
-		}
-		if len(changed) > 0 {
-			fe := wbxml.NewElement(wbxml.PingFolders)
-			for _, id := range changed {
-				fe.Append(text(wbxml.PingFolder, id))
-			}
-			return wbxmlResponse(wbxml.NewElement(wbxml.PingPing, text(wbxml.PingStatus, pingChanges), fe))
+		if err != nil || len(changed) > 0 {
+			return changed, err
 		}
 		if _, err := c.Select(folders[0].Mailbox, &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
 			if isNo(err) {
-				return pingStatus(pingHierarchy)
+				return []string{folders[0].ID}, nil // gone: the device's next request learns why
 			}
-			return Response{}, s.imapErr(err, "EXAMINE")
+			return nil, s.imapErr(err, "EXAMINE")
 		}
 		s.cn.drain()
 		idle, err := c.Idle()
 		if err != nil {
-			return Response{}, s.imapErr(err, "IDLE")
+			return nil, s.imapErr(err, "IDLE")
 		}
 		expired := false
 		select {
@@ -133,28 +150,21 @@ func (s *session) ping(body []byte) (Response, error) {
 			expired = true
 		}
 		if err := idle.Close(); err != nil && s.ctx.Err() == nil {
-			return Response{}, s.imapErr(err, "IDLE done")
+			return nil, s.imapErr(err, "IDLE done")
 		}
 		if err := idle.Wait(); err != nil && s.ctx.Err() == nil {
-			return Response{}, s.imapErr(err, "IDLE")
+			return nil, s.imapErr(err, "IDLE")
 		}
 		if s.ctx.Err() != nil {
-			return Response{}, s.imapErr(s.ctx.Err(), "Ping")
+			return nil, s.imapErr(s.ctx.Err(), "wait for changes")
 		}
 		if err := c.Unselect().Wait(); err != nil {
-			return Response{}, s.imapErr(err, "UNSELECT")
+			return nil, s.imapErr(err, "UNSELECT")
 		}
 		s.reselect()
 		if expired {
 			// One last look, so a change that raced the deadline is not lost.
-			changed, err := s.changedFolders(c, folders)
-			if err != nil {
-				return Response{}, err
-			}
-			if len(changed) > 0 {
-				continue
-			}
-			return pingStatus(pingExpired)
+			return s.changedFolders(c, folders)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -116,6 +117,31 @@ func (s *session) sync(body []byte) (Response, error) {
 			prev = doc.Root
 		}
 	}
+	// Wait (minutes) and HeartbeatInterval (seconds) make the Sync a long poll (MS-ASCMD
+	// 2.2.3.200, 2.2.3.79.2): with nothing to report the answer waits for a change.
+	var wait time.Duration
+	if w := root.Find(wbxml.AirSyncWait); w != nil {
+		m := atoi(w.Text())
+		if time.Duration(m)*time.Minute < s.b.cfg.MinHeartbeat || time.Duration(m)*time.Minute > s.b.cfg.MaxHeartbeat {
+			lim := int(s.b.cfg.MaxHeartbeat / time.Minute)
+			if time.Duration(m)*time.Minute < s.b.cfg.MinHeartbeat {
+				lim = max(1, int(s.b.cfg.MinHeartbeat/time.Minute))
+			}
+			return wbxmlResponse(wbxml.NewElement(wbxml.AirSyncSync, text(wbxml.AirSyncStatus, syncBadWait), text(wbxml.AirSyncLimit, lim)))
+		}
+		wait = time.Duration(m) * time.Minute
+	}
+	if h := root.Find(wbxml.AirSyncHeartbeatInterval); h != nil {
+		sec := time.Duration(atoi(h.Text())) * time.Second
+		if sec < s.b.cfg.MinHeartbeat || sec > s.b.cfg.MaxHeartbeat {
+			lim := s.b.cfg.MaxHeartbeat
+			if sec < s.b.cfg.MinHeartbeat {
+				lim = s.b.cfg.MinHeartbeat
+			}
+			return wbxmlResponse(wbxml.NewElement(wbxml.AirSyncSync, text(wbxml.AirSyncStatus, syncBadWait), text(wbxml.AirSyncLimit, int(lim/time.Second))))
+		}
+		wait = sec
+	}
 	globalWindow := atoi(root.Find(wbxml.AirSyncWindowSize).Text())
 	reqs := make([]syncReq, 0, len(colls))
 	for _, c := range colls {
@@ -162,15 +188,56 @@ func (s *session) sync(body []byte) (Response, error) {
 			return Response{}, internal(err, "save Sync request")
 		}
 	}
+	out, err := s.syncAll(reqs)
+	if err != nil {
+		return Response{}, err
+	}
+	if wait > 0 && !hasContent(out, reqs) {
+		var folders []Folder
+		for _, r := range reqs {
+			if f, ok, err := s.folderByID(r.id); err != nil {
+				return Response{}, err
+			} else if ok {
+				folders = append(folders, f)
+			}
+		}
+		changed, err := s.waitForChange(folders, wait)
+		if err != nil {
+			return Response{}, err
+		}
+		if len(changed) == 0 {
+			// Nothing changed during the wait: an empty answer, keys unchanged.
+			return Response{Status: http.StatusOK}, nil
+		}
+		if out, err = s.syncAll(reqs); err != nil {
+			return Response{}, err
+		}
+	}
+	return wbxmlResponse(wbxml.NewElement(wbxml.AirSyncSync, out))
+}
+
+func (s *session) syncAll(reqs []syncReq) (*wbxml.Element, error) {
 	out := wbxml.NewElement(wbxml.AirSyncCollections)
 	for i := range reqs {
 		el, err := s.syncCollection(&reqs[i])
 		if err != nil {
-			return Response{}, err
+			return nil, err
 		}
 		out.Append(el)
 	}
-	return wbxmlResponse(wbxml.NewElement(wbxml.AirSyncSync, out))
+	return out, nil
+}
+
+// hasContent reports whether a Sync answer tells the device anything: a new key, a status
+// other than success, commands, responses or MoreAvailable.
+func hasContent(colls *wbxml.Element, reqs []syncReq) bool {
+	for i, c := range colls.Children {
+		if c.Find(wbxml.AirSyncStatus).Text() != "1" || c.Find(wbxml.AirSyncSyncKey).Text() != reqs[i].key ||
+			c.Find(wbxml.AirSyncCommands) != nil || c.Find(wbxml.AirSyncResponses) != nil || c.Find(wbxml.AirSyncMoreAvailable) != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func collStatus(r *syncReq, st int) *wbxml.Element {
@@ -280,7 +347,7 @@ func (s *session) syncCollection(r *syncReq) (*wbxml.Element, error) {
 	}
 	el := wbxml.NewElement(wbxml.AirSyncCollection)
 	newKey := key
-	changed := len(commands.Children) > 0 || len(responses.Children) > 0
+	changed := len(commands.Children) > 0 || len(responses.Children) > 0 || r.commands != nil
 	if changed {
 		newKey = max(st.Counter, st.SyncKey) + 1
 	}

@@ -36,6 +36,11 @@ type NginxOptions struct {
 	// WorkerConnections is events.worker_connections; default 19000. Each held Ping uses two
 	// (device side and upstream side). worker_rlimit_nofile is set to the same value plus 64.
 	WorkerConnections int
+	// ProxyBufferSize is proxy_buffer_size: with proxy_buffering off it is the one buffer a
+	// response passes through, so nginx's 4 KB default turns a 1 MB attachment into 256
+	// read/write rounds. Default 64 KiB (allocated only once an answer arrives, so held Pings
+	// do not pay for it).
+	ProxyBufferSize int
 	// Dir holds nginx.conf, the pid file, error.log and the temp paths. Empty: a new temporary
 	// directory (StartNginx uses t.TempDir(); NewNginx removes its own directory on Stop).
 	Dir string
@@ -47,6 +52,11 @@ type NginxOptions struct {
 type Nginx struct {
 	// Addr is where nginx listens (127.0.0.1:port); URL is http://Addr.
 	Addr, URL string
+	// ProxyBufferSize is proxy_buffer_size: with proxy_buffering off it is the one buffer a
+	// response passes through, so nginx's 4 KB default turns a 1 MB attachment into 256
+	// read/write rounds. Default 64 KiB (allocated only once an answer arrives, so held Pings
+	// do not pay for it).
+	ProxyBufferSize int
 	// Dir holds nginx.conf, nginx.pid, error.log and the temp paths.
 	Dir string
 
@@ -103,6 +113,9 @@ func NewNginx(opts NginxOptions) (*Nginx, error) {
 	}
 	if opts.WorkerConnections <= 0 {
 		opts.WorkerConnections = 19000
+	}
+	if opts.ProxyBufferSize <= 0 {
+		opts.ProxyBufferSize = 64 << 10
 	}
 	if err := nginxEnsureBinary(); err != nil {
 		return nil, err
@@ -257,13 +270,16 @@ http {
 			proxy_set_header X-Forwarded-Proto $scheme;
 			# held Pings and streamed attachments pass through as they come
 			proxy_buffering off;
+			proxy_buffer_size %[10]d;
+			proxy_buffers 4 %[10]d;
+			proxy_busy_buffers_size %[11]d;
 			proxy_read_timeout %[9]ds;
 			proxy_send_timeout %[9]ds;
 			proxy_connect_timeout 5s;
 		}
 	}
 }
-`, userLine, o.Workers, o.WorkerConnections+64, dir, o.WorkerConnections, o.Upstream, o.KeepaliveConns, addr, secs)
+`, userLine, o.Workers, o.WorkerConnections+64, dir, o.WorkerConnections, o.Upstream, o.KeepaliveConns, addr, secs, o.ProxyBufferSize, 2*o.ProxyBufferSize)
 }
 
 // PID is the nginx master's process ID.

@@ -1,0 +1,74 @@
+package gateway
+
+import (
+	"strconv"
+
+	"github.com/easgate/easgate/eas/wbxml"
+)
+
+// The few request bodies the core gateway reads on the allowed path. Each is read with the
+// streaming decoder or, when it must be rewritten, the tree (which round-trips byte for byte).
+
+var errBadBody = &httpError{status: 400, text: "malformed WBXML body"}
+
+// bodyLimits bounds what the gateway parses of a client body. Pings and Sync requests are small;
+// SendMail bodies are not parsed here.
+var bodyLimits = wbxml.Limits{MaxDocumentSize: 1 << 20, MaxDepth: 64, MaxStringLen: 64 << 10, MaxOpaqueLen: 64 << 10, MaxStringTable: 4 << 10}
+
+// syncWaits reports whether a Sync request asks the server to hold it (Wait or
+// HeartbeatInterval, MS-ASCMD 2.2.3.190 and 2.2.3.83.2): such a Sync is a long poll like Ping.
+// A body that does not decode is not a long poll; the upstream answers its syntax error.
+func syncWaits(body []byte) bool {
+	if len(body) == 0 {
+		return false
+	}
+	d := wbxml.NewDecoder(body, bodyLimits)
+	for {
+		tok, err := d.Next()
+		if err != nil {
+			return false
+		}
+		if tok.Kind == wbxml.StartTag && (tok.Tag == wbxml.AirSyncWait || tok.Tag == wbxml.AirSyncHeartbeatInterval) {
+			return true
+		}
+	}
+}
+
+// clampHeartbeat rewrites a Ping request whose HeartbeatInterval exceeds max seconds
+// (MS-ASCMD 2.2.3.83.1) so that no upstream holds a request past the load balancer's idle
+// timeout. It returns nil when the body needs no change (an empty Ping reuses the interval the
+// upstream already has from an earlier, clamped Ping).
+func clampHeartbeat(body []byte, max int) ([]byte, error) {
+	if len(body) == 0 {
+		return nil, nil
+	}
+	doc, err := wbxml.Parse(body, bodyLimits)
+	if err != nil {
+		return nil, errBadBody
+	}
+	hb := doc.Root.Find(wbxml.PingHeartbeatInterval)
+	if doc.Root.Tag != wbxml.PingPing || hb == nil {
+		return nil, nil
+	}
+	v, err := strconv.Atoi(hb.Text())
+	if err != nil || v <= max {
+		return nil, nil // out-of-range and garbage values are the upstream's to refuse
+	}
+	hb.SetText(strconv.Itoa(max))
+	out, err := doc.Encode(nil)
+	if err != nil {
+		return nil, errBadBody
+	}
+	return out, nil
+}
+
+// pingNoChanges is the Ping response "the heartbeat interval expired before any changes
+// occurred" (Status 1), answered to a superseded or draining Ping.
+var pingNoChanges = func() []byte {
+	doc := wbxml.NewDocument(wbxml.NewElement(wbxml.PingPing, wbxml.NewText(wbxml.PingStatus, "1")))
+	b, err := doc.Encode(nil)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}()

@@ -1,0 +1,249 @@
+package gateway
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	upstream "github.com/easgate/easgate/backends/eas"
+	"github.com/easgate/easgate/decision"
+	"github.com/easgate/easgate/eas"
+	"github.com/easgate/easgate/oauth"
+)
+
+// reqState is everything the gateway learns about one EAS request, parsed once. It is pooled;
+// every string in it is an owned copy, so nothing aliases fasthttp buffers after the handler.
+type reqState struct {
+	rid      string
+	req      eas.Request
+	user     string // canonical identity: the registry key
+	password string // Basic password, passed through only
+	bearer   bool
+	identity *oauth.Identity // the validated bearer token, nil for Basic
+	addr     string
+	in       decision.Input
+	dec      decision.Decision
+}
+
+var statePool = sync.Pool{New: func() any { return new(reqState) }}
+
+func (st *reqState) reset() {
+	st.req.Reset()
+	*st = reqState{req: st.req}
+}
+
+// handleClient routes the client listener.
+func (s *Server) handleClient(ctx *fasthttp.RequestCtx) {
+	rt, query := matchRoute(ctx.Request.Header.RequestURI())
+	switch rt {
+	case routeEAS:
+		s.serveEAS(ctx, query)
+	case routeAutodiscover:
+		if !ctx.IsPost() {
+			s.writeError(&ctx.Response, "", errBadMethod)
+			ctx.Response.Header.Set("Allow", "POST")
+			return
+		}
+		code, body := autodiscover(ctx.PostBody(), s.easURL)
+		ctx.SetStatusCode(code)
+		ctx.SetContentType("text/xml; charset=utf-8")
+		ctx.SetBody(body)
+	case routeOAuthToken, routeOAuthJWKS, routeOAuthMetadata:
+		if s.serveOAuth(ctx, rt) {
+			return
+		}
+		s.writeError(&ctx.Response, "", errNotFound)
+	default:
+		if s.extra != nil && s.extra(ctx, rt, query) {
+			return
+		}
+		s.writeError(&ctx.Response, "", errNotFound)
+	}
+}
+
+// serveEAS answers one request on /Microsoft-Server-ActiveSync.
+func (s *Server) serveEAS(ctx *fasthttp.RequestCtx, query []byte) {
+	start := time.Now()
+	st := statePool.Get().(*reqState)
+	st.rid = s.nextRequestID()
+	if err := s.easPipeline(ctx, query, st); err != nil {
+		s.writeError(&ctx.Response, st.rid, err)
+	}
+	if !ctx.Hijacked() {
+		ctx.Response.Header.Set("X-Request-Id", st.rid)
+		s.finish(ctx, st, start)
+	}
+	st.reset()
+	statePool.Put(st)
+}
+
+// easPipeline is the gateway's request chain, top to bottom: method → parse → authenticate and
+// bind → decide → answer locally or forward. Each step returns an error that writeError maps.
+func (s *Server) easPipeline(ctx *fasthttp.RequestCtx, query []byte, st *reqState) error {
+	// 1. Method. OPTIONS (version discovery) carries no device; it still needs credentials.
+	options := ctx.IsOptions()
+	if !options && !ctx.IsPost() {
+		ctx.Response.Header.Set("Allow", "OPTIONS, POST")
+		return errBadMethod
+	}
+	st.addr = clientAddr(ctx.RemoteAddr(), ctx.Request.Header.Peek("X-Forwarded-For"), s.trusted).String()
+	if err := checkFraming(&ctx.Request.Header); err != nil {
+		ctx.SetConnectionClose()
+		return err
+	}
+
+	// 2. Parse the EAS request: plain or base64 query, then the EAS headers.
+	if !options {
+		if err := eas.ParseQuery(query, &st.req); err != nil {
+			return err
+		}
+	}
+	if err := eas.ParseHeaders(ctx.Request.Header.Peek, &st.req); err != nil {
+		return err
+	}
+
+	// 3. Authenticate, and bind the EAS User to the authenticated identity.
+	if err := s.authenticate(ctx, st); err != nil {
+		return err
+	}
+	if options {
+		return s.forward(ctx, st)
+	}
+	if s.bindUser(st) != nil {
+		s.log.Warn("user mismatch", slog.String("rid", st.rid), slog.String("user", st.user),
+			slog.String("eas_user", st.req.User), slog.String("device", st.req.DeviceID))
+		return errUserMismatch
+	}
+
+	// 4. Decide: is this user, on this device, allowed to get company mail right now?
+	st.in = decision.Input{
+		User:       st.user,
+		DeviceID:   st.req.DeviceID,
+		DeviceType: st.req.DeviceType,
+		UserAgent:  st.req.UserAgent,
+		ClientAddr: st.addr,
+		Command:    st.req.Cmd.String(),
+		Groups:     s.groups[st.user],
+		Now:        time.Now(),
+	}
+	if st.identity != nil && len(st.identity.Groups) > 0 {
+		st.in.Groups = append(append([]string(nil), st.in.Groups...), st.identity.Groups...)
+	}
+	dctx, cancel := context.WithTimeout(context.Background(), s.decideTimeout)
+	d, err := s.decider.Decide(dctx, &st.in)
+	cancel()
+	if err != nil {
+		// Decide already applied the configured fail mode; an error here means "deny".
+		s.log.Warn("decision failed, denying", slog.String("rid", st.rid), slog.String("err", err.Error()))
+	}
+	st.dec = d
+	s.metrics.decisions.WithLabelValues(d.Action.String(), string(d.Reason)).Inc()
+
+	// 5. Anything but Allow is answered here; the backend never hears of it. OAuth clients that
+	// can handle a claims challenge are sent to get a compliant token instead.
+	if err := s.claimsChallenge(st); err != nil {
+		return err
+	}
+	if d.Action != decision.Allow || err != nil {
+		return s.answerLocally(ctx, st)
+	}
+
+	// 6. Forward. Pings are held on a hijacked connection so that a device that goes away is
+	// noticed and its upstream request cancelled.
+	if st.req.Cmd == eas.CmdPing {
+		return s.holdPing(ctx, st)
+	}
+	return s.forward(ctx, st)
+}
+
+// authenticate establishes the caller's identity from the Authorization header.
+func (s *Server) authenticate(ctx *fasthttp.RequestCtx, st *reqState) error {
+	h := ctx.Request.Header.Peek("Authorization")
+	switch classifyAuth(h) {
+	case authNone:
+		return errAuthMissing
+	case authBasic:
+		name, pw, ok := parseBasic(h)
+		if !ok {
+			return errAuthMalformed
+		}
+		user, ok := s.names.canonicalUser(name)
+		if !ok {
+			return errAuthMalformed
+		}
+		st.user, st.password = user, pw
+		return nil
+	case authBearer:
+		if s.bearer == nil {
+			return errAuthScheme
+		}
+		user, err := s.bearer(ctx, st)
+		if err != nil {
+			return err
+		}
+		st.user, st.bearer = user, true
+		return nil
+	default:
+		return errAuthScheme
+	}
+}
+
+// bindUser checks that the EAS User parameter names the authenticated identity. The registry is
+// keyed by the identity, never by the parameter, so a device cannot borrow another user's
+// registration by naming them.
+func (s *Server) bindUser(st *reqState) error {
+	u, ok := s.names.canonicalUser(st.req.User)
+	if !ok || u != st.user {
+		return errUserMismatch
+	}
+	return nil
+}
+
+// forward sends an allowed request to the backend and streams its answer back.
+func (s *Server) forward(ctx *fasthttp.RequestCtx, st *reqState) error {
+	opt := upstream.ForwardOptions{
+		Class:      upstream.ClassNormal,
+		Idempotent: st.req.Cmd == eas.CmdNone || st.req.Cmd.Idempotent(),
+		ClientAddr: st.addr,
+	}
+	if !opt.Idempotent {
+		opt.Class = upstream.ClassSend
+	}
+	if st.req.Cmd == eas.CmdSync && syncWaits(ctx.PostBody()) {
+		opt.Class = upstream.ClassPing
+	}
+	fctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	start := time.Now()
+	err := s.backend.Forward(fctx, &ctx.Request, &ctx.Response, opt)
+	s.metrics.upstream.WithLabelValues(opt.Class.String()).Observe(time.Since(start).Seconds())
+	return err
+}
+
+// finish records the answered request: metrics and one log line. Credentials never appear.
+func (s *Server) finish(ctx *fasthttp.RequestCtx, st *reqState, start time.Time) {
+	code := ctx.Response.StatusCode()
+	cmd := st.req.Cmd.String()
+	if cmd == "" {
+		cmd = strings.ToUpper(string(ctx.Method()))
+	}
+	s.metrics.request(cmd, code)
+	if s.log.Enabled(context.Background(), slog.LevelDebug) || code >= 500 {
+		s.log.Log(context.Background(), levelFor(code), "request",
+			slog.String("rid", st.rid), slog.String("cmd", cmd), slog.Int("status", code),
+			slog.String("user", st.user), slog.String("device", st.req.DeviceID),
+			slog.String("action", st.dec.Action.String()), slog.String("reason", string(st.dec.Reason)),
+			slog.String("client", st.addr), slog.Duration("took", time.Since(start)))
+	}
+}
+
+func levelFor(code int) slog.Level {
+	if code >= 500 {
+		return slog.LevelWarn
+	}
+	return slog.LevelDebug
+}

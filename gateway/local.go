@@ -1,0 +1,50 @@
+package gateway
+
+import (
+	"context"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/easgate/easgate/quarantine"
+)
+
+// answerLocally answers a request whose decision is not Allow, without the backend: the
+// quarantine responder builds the answer for the command and protocol version. The commands a
+// device needs to become compliant pass through (quarantine.PassThrough).
+func (s *Server) answerLocally(ctx *fasthttp.RequestCtx, st *reqState) error {
+	if quarantine.PassThrough(st.req.Cmd, st.dec) {
+		return s.forward(ctx, st)
+	}
+	a, err := s.responder.Answer(&st.req, st.dec, ctx.PostBody(), time.Now())
+	if err != nil {
+		return err
+	}
+	if a.Hold <= 0 {
+		writeAnswer(&ctx.Response, &a)
+		return nil
+	}
+	// A quarantined device's Ping (or waiting Sync) with nothing new is held like a real one,
+	// so the device keeps its usual rhythm instead of polling in a tight loop.
+	return s.hold(ctx, st, func(hctx context.Context, resp *fasthttp.Response) error {
+		t := time.NewTimer(a.Hold)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-hctx.Done():
+		}
+		writeAnswer(resp, &a)
+		return nil
+	})
+}
+
+func writeAnswer(resp *fasthttp.Response, a *quarantine.Answer) {
+	resp.SetStatusCode(a.Status)
+	for _, h := range a.Headers {
+		resp.Header.Set(h.Name, h.Value)
+	}
+	if a.Body != nil {
+		resp.Header.SetContentType(a.ContentType)
+		resp.SetBody(a.Body)
+	}
+}

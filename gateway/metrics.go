@@ -1,0 +1,77 @@
+package gateway
+
+import (
+	"strconv"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are the gateway's Prometheus series. Label sets are resolved once and cached, so the
+// request path does a map read, not a label hash and allocation, per observation.
+type metrics struct {
+	reg *prometheus.Registry
+
+	requests  *prometheus.CounterVec   // command, code
+	decisions *prometheus.CounterVec   // action, reason
+	upstream  *prometheus.HistogramVec // class
+	heldPings prometheus.GaugeFunc
+	authFail  *prometheus.CounterVec // reason
+
+	mu       sync.RWMutex
+	reqCache map[reqKey]prometheus.Counter
+}
+
+type reqKey struct {
+	cmd  string
+	code int
+}
+
+func newMetrics(heldPings func() float64) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "easgate_requests_total",
+			Help: "Client requests by EAS command and HTTP status code.",
+		}, []string{"command", "code"}),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "easgate_decisions_total",
+			Help: "Device decisions by action and stable reason code.",
+		}, []string{"action", "reason"}),
+		upstream: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "easgate_upstream_seconds",
+			Help:    "Upstream round trip by class (normal, send, ping); pings include the hold.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 1800},
+		}, []string{"class"}),
+		heldPings: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "easgate_held_pings",
+			Help: "Ping long polls held open now.",
+		}, heldPings),
+		authFail: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "easgate_auth_failures_total",
+			Help: "Refused requests by authentication failure reason.",
+		}, []string{"reason"}),
+		reqCache: make(map[reqKey]prometheus.Counter),
+	}
+	m.reg.MustRegister(m.requests, m.decisions, m.upstream, m.heldPings, m.authFail,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// request counts one answered request.
+func (m *metrics) request(cmd string, code int) {
+	k := reqKey{cmd, code}
+	m.mu.RLock()
+	c := m.reqCache[k]
+	m.mu.RUnlock()
+	if c == nil {
+		c = m.requests.WithLabelValues(cmd, strconv.Itoa(code))
+		m.mu.Lock()
+		if len(m.reqCache) < 4096 { // commands × codes is small; never grow without bound
+			m.reqCache[k] = c
+		}
+		m.mu.Unlock()
+	}
+	c.Inc()
+}

@@ -1,0 +1,117 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	upstream "github.com/easgate/easgate/backends/eas"
+)
+
+// holdPing forwards an allowed Ping (its HeartbeatInterval clamped) and holds it open.
+func (s *Server) holdPing(ctx *fasthttp.RequestCtx, st *reqState) error {
+	body, err := clampHeartbeat(ctx.PostBody(), s.maxHeartbeat)
+	if err != nil {
+		return err
+	}
+	req := fasthttp.AcquireRequest()
+	ctx.Request.CopyTo(req)
+	if body != nil {
+		req.SetBody(body)
+	}
+	opt := upstream.ForwardOptions{
+		Class: upstream.ClassPing, Idempotent: true, ClientAddr: st.addr, TLS: ctx.IsTLS(),
+		Timeout: time.Duration(s.maxHeartbeat)*time.Second + 2*time.Minute,
+	}
+	return s.hold(ctx, st, func(hctx context.Context, resp *fasthttp.Response) error {
+		defer fasthttp.ReleaseRequest(req)
+		start := time.Now()
+		err := s.backend.Forward(hctx, req, resp, opt)
+		s.metrics.upstream.WithLabelValues(opt.Class.String()).Observe(time.Since(start).Seconds())
+		return err
+	})
+}
+
+// hold runs work for a long poll on a hijacked connection and writes its response.
+//
+// fasthttp gives a handler no signal when its client goes away, so a naive proxy keeps every
+// abandoned Ping (and its upstream request) until the heartbeat expires — up to an hour. Here the
+// connection is hijacked: work runs with a context that a watcher cancels as soon as a one-byte
+// read of the client connection fails (the device disconnected), and which the ping hub cancels
+// when a newer Ping from the same device arrives or the gateway drains. The response is written
+// by hand with "Connection: close"; EAS clients open a new connection for their next Ping anyway.
+//
+// work owns resp until it returns; it must return promptly once its context is done.
+func (s *Server) hold(ctx *fasthttp.RequestCtx, st *reqState, work func(context.Context, *fasthttp.Response) error) error {
+	p, err := s.pings.acquire(s.baseCtx, st.user, st.req.DeviceID, st.addr)
+	switch {
+	case errors.Is(err, errPingLimit):
+		return errPingCapacity
+	case err != nil:
+		return errDraining
+	}
+	// The hijack handler runs after this handler returns: copy what it needs out of ctx/st.
+	rid, user, device, cmd := st.rid, st.user, st.req.DeviceID, st.req.Cmd.String()
+	s.hijacked.Add(1)
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(c net.Conn) {
+		defer s.hijacked.Done()
+		defer s.pings.release(p)
+		resp := fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseResponse(resp)
+
+		watchDone := make(chan struct{})
+		go func() {
+			defer close(watchDone)
+			var one [1]byte
+			// The read returns when the client closes or resets (the hold ends), when the deadline
+			// below stops the watcher, or if a client wrongly pipelines a request (left alone: the
+			// connection is closed after the answer).
+			if _, err := c.Read(one[:]); err != nil && !isTimeout(err) {
+				p.cancel(errClientGone)
+			}
+		}()
+
+		werr := work(p.ctx, resp)
+		_ = c.SetReadDeadline(time.Now())
+		<-watchDone
+
+		switch cause := context.Cause(p.ctx); {
+		case errors.Is(cause, errClientGone):
+			s.metrics.request(cmd, 499)
+			s.log.Debug("long poll abandoned by client", slog.String("rid", rid), slog.String("user", user), slog.String("device", device))
+			return
+		case werr != nil && (errors.Is(cause, errSuperseded) || errors.Is(cause, errShuttingDown)):
+			// The upstream request was cut short: answer the Ping "no changes", so the device
+			// polls again at once — on another node, during a rolling restart — which is what
+			// a superseded or draining poll should make it do.
+			resp.Reset()
+			resp.SetStatusCode(200)
+			resp.Header.SetContentType(contentTypeWBXML)
+			resp.SetBody(pingNoChanges)
+		case werr != nil:
+			s.writeError(resp, rid, werr)
+		}
+		resp.Header.Set("X-Request-Id", rid)
+		resp.SetConnectionClose()
+		_ = c.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		w := bufio.NewWriterSize(c, 4096)
+		if resp.Write(w) == nil {
+			_ = w.Flush()
+		}
+		s.metrics.request(cmd, resp.StatusCode())
+	})
+	return nil
+}
+
+const contentTypeWBXML = "application/vnd.ms-sync.wbxml"
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

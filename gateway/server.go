@@ -1,0 +1,247 @@
+// Package gateway is easgate's HTTP front: the client listener (Exchange ActiveSync,
+// Autodiscover, OAuth, remediation portal) and the admin listener (REST API, metrics, health).
+//
+// The request chain is written down once, in easPipeline: parse the EAS request (MS-ASHTTP),
+// authenticate and bind the EAS User to the identity, ask the decision layer, then either answer
+// locally (quarantine, block, wipe) or forward to the backend. Only this package and cmd/gateway
+// import every other package of easgate.
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	upstream "github.com/easgate/easgate/backends/eas"
+	"github.com/easgate/easgate/decision"
+	"github.com/easgate/easgate/oauth"
+	"github.com/easgate/easgate/quarantine"
+)
+
+// Decider is the device decision, as the gateway needs it. *decision.Engine implements it.
+type Decider interface {
+	Decide(ctx context.Context, in *decision.Input) (decision.Decision, error)
+}
+
+// Backend is where allowed traffic goes: the upstream EAS server (*upstream.Upstream) or the
+// IMAP bridge. Forward must honour ctx (a held Ping whose device left is cancelled through it).
+type Backend interface {
+	Forward(ctx context.Context, req *fasthttp.Request, resp *fasthttp.Response, opt upstream.ForwardOptions) error
+}
+
+// Deps are the parts the gateway is wired from. cmd/gateway builds them from the
+// configuration; tests pass in-process ones.
+type Deps struct {
+	Decider Decider
+	Backend Backend
+	Admin   *decision.Engine // admin API operations; nil disables the device endpoints
+	// Responder answers devices that are not allowed (required).
+	Responder *quarantine.Responder
+	Log       *slog.Logger
+}
+
+// Server is one gateway node. Create it with New, run it with Serve, stop it with Shutdown.
+type Server struct {
+	cfg           *Config
+	log           *slog.Logger
+	names         UserNames
+	groups        map[string][]string
+	trusted       []netip.Prefix
+	easURL        string
+	decider       Decider
+	backend       Backend
+	admin         *decision.Engine
+	responder     *quarantine.Responder
+	decideTimeout time.Duration
+	maxHeartbeat  int // seconds
+
+	validator  *oauth.Validator
+	tokens     *oauth.TokenService
+	portalLink func(user, device string) string
+
+	// bearer authenticates a Bearer token and returns the canonical user; nil refuses Bearer.
+	bearer func(ctx *fasthttp.RequestCtx, st *reqState) (string, error)
+	// extra serves the routes other parts register (OAuth, portal); false means "not mine".
+	extra func(ctx *fasthttp.RequestCtx, rt route, query []byte) bool
+
+	pings    *pingHub
+	hijacked sync.WaitGroup
+	metrics  *metrics
+	baseCtx  context.Context
+	stop     context.CancelFunc
+	ready    atomic.Bool
+
+	ridPrefix string
+	ridSeq    atomic.Uint64
+
+	client *fasthttp.Server
+	adminS *fasthttp.Server
+}
+
+// New builds a server from a validated configuration.
+func New(cfg *Config, deps Deps) (*Server, error) {
+	if deps.Decider == nil || deps.Backend == nil || deps.Responder == nil {
+		return nil, errors.New("gateway: a decider, a backend and a responder are required")
+	}
+	log := deps.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{
+		cfg:           cfg,
+		log:           log,
+		names:         cfg.Users.UserNames,
+		groups:        make(map[string][]string),
+		easURL:        trimSlash(cfg.Listen.ExternalURL) + "/Microsoft-Server-ActiveSync",
+		decider:       deps.Decider,
+		backend:       deps.Backend,
+		admin:         deps.Admin,
+		responder:     deps.Responder,
+		decideTimeout: 2 * time.Second,
+		maxHeartbeat:  int(cfg.Ping.MaxHeartbeat / time.Second),
+		pings:         newPingHub(cfg.Ping.PingLimits),
+	}
+	for u, g := range cfg.Users.Groups {
+		if cu, ok := s.names.canonicalUser(u); ok {
+			s.groups[cu] = g
+		}
+	}
+	for _, p := range cfg.Listen.TrustedProxies {
+		pfx, err := netip.ParsePrefix(p)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: trusted proxy %q: %w", p, err)
+		}
+		s.trusted = append(s.trusted, pfx)
+	}
+	var rnd [4]byte
+	_, _ = rand.Read(rnd[:])
+	s.ridPrefix = hex.EncodeToString(rnd[:]) + "-"
+	var devices oauth.DeviceChecker
+	if deps.Decider != nil {
+		devices = registryDevices{s}
+	}
+	if err := s.setupOAuth(devices); err != nil {
+		return nil, err
+	}
+	s.metrics = newMetrics(func() float64 { return float64(s.pings.held()) })
+	s.baseCtx, s.stop = context.WithCancel(context.Background())
+
+	s.client = &fasthttp.Server{
+		Handler:                       s.handleClient,
+		Name:                          "easgate",
+		ReadTimeout:                   cfg.Listen.ReadTimeout,
+		WriteTimeout:                  cfg.Backend.EAS.Timeout + 30*time.Second,
+		IdleTimeout:                   cfg.Listen.IdleTimeout,
+		MaxRequestBodySize:            cfg.Limits.MaxRequestBody,
+		ReadBufferSize:                8192,
+		DisableHeaderNamesNormalizing: false,
+		NoDefaultServerHeader:         true,
+		NoDefaultContentType:          true,
+		DisablePreParseMultipartForm:  true,
+		StreamRequestBody:             false,
+		CloseOnShutdown:               true,
+		Logger:                        fasthttpLogger{log},
+		ErrorHandler:                  protocolErrorHandler,
+	}
+	s.adminS = &fasthttp.Server{
+		Handler:               s.handleAdmin,
+		Name:                  "easgate-admin",
+		ReadTimeout:           30 * time.Second,
+		WriteTimeout:          60 * time.Second,
+		IdleTimeout:           120 * time.Second,
+		MaxRequestBodySize:    1 << 20,
+		NoDefaultServerHeader: true,
+		CloseOnShutdown:       true,
+		Logger:                fasthttpLogger{log},
+	}
+	return s, nil
+}
+
+// Serve accepts on the two listeners until Shutdown. The client listener uses TLS when the
+// configuration names a certificate.
+func (s *Server) Serve(client, admin net.Listener) error {
+	if s.cfg.Listen.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(s.cfg.Listen.TLSCert, s.cfg.Listen.TLSKey)
+		if err != nil {
+			return fmt.Errorf("gateway: tls: %w", err)
+		}
+		client = tls.NewListener(client, &tls.Config{
+			MinVersion:   tls.VersionTLS12,
+			Certificates: []tls.Certificate{cert},
+		})
+	}
+	s.ready.Store(true)
+	errc := make(chan error, 2)
+	go func() { errc <- s.client.Serve(client) }()
+	go func() { errc <- s.adminS.Serve(admin) }()
+	err := <-errc
+	if err2 := <-errc; err == nil {
+		err = err2
+	}
+	return err
+}
+
+// Shutdown answers every held Ping (so devices re-ping another node), stops accepting, and
+// waits for requests in flight until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.ready.Store(false)
+	s.pings.shutdown()
+	done := make(chan struct{})
+	go func() { s.hijacked.Wait(); close(done) }()
+	err := s.client.ShutdownWithContext(ctx)
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = errors.Join(err, ctx.Err())
+	}
+	s.stop()
+	return errors.Join(err, s.adminS.ShutdownWithContext(ctx))
+}
+
+func (s *Server) nextRequestID() string {
+	return s.ridPrefix + strconv.FormatUint(s.ridSeq.Add(1), 36)
+}
+
+func trimSlash(s string) string {
+	for len(s) > 0 && s[len(s)-1] == '/' {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// protocolErrorHandler answers requests fasthttp could not read: 413 for a body over the
+// limit, 408 for a client too slow to send it, 400 for everything malformed.
+func protocolErrorHandler(ctx *fasthttp.RequestCtx, err error) {
+	code := 400
+	var te interface{ Timeout() bool }
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		code = 413
+	case errors.As(err, &te) && te.Timeout():
+		code = 408
+	}
+	ctx.Response.Reset()
+	ctx.SetStatusCode(code)
+	ctx.SetContentType("text/plain; charset=utf-8")
+	ctx.SetBodyString(fasthttp.StatusMessage(code) + "\n")
+	ctx.SetConnectionClose()
+}
+
+// fasthttpLogger routes fasthttp's own messages (malformed requests, timeouts) to slog.
+type fasthttpLogger struct{ log *slog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.Debug("http", slog.String("msg", fmt.Sprintf(format, args...)))
+}
