@@ -232,7 +232,7 @@ func TestCompareDirectAndNginx(t *testing.T) {
 	ngx := servers.StartNginx(t, servers.NginxOptions{Upstream: up.Addr})
 	var order []string
 	cmp, err := Compare(context.Background(), CompareOptions{
-		Targets: []Target{{"direct", up.URL}, {"nginx", ngx.URL + "/Microsoft-Server-ActiveSync"}},
+		Targets: []Target{{Name: "direct", URL: up.URL}, {Name: "nginx", URL: ngx.URL + "/Microsoft-Server-ActiveSync", CPU: ngx.WorkersCPU}},
 		Rounds:  2,
 		Pause:   time.Millisecond,
 		Workload: Workload{
@@ -251,6 +251,9 @@ func TestCompareDirectAndNginx(t *testing.T) {
 		if s.Errors != 0 || s.Requests != 200 || s.Throughput <= 0 {
 			t.Errorf("%s: %+v", s.Target.Name, s)
 		}
+	}
+	if sums[0].CPUPerRequest != 0 || sums[1].CPUPerRequest < 0 {
+		t.Errorf("proxy CPU per request: direct %v, nginx %v", sums[0].CPUPerRequest, sums[1].CPUPerRequest)
 	}
 	if sums[0].ThroughputRatio != 1 || sums[1].ThroughputRatio <= 0 {
 		t.Errorf("ratios %v %v", sums[0].ThroughputRatio, sums[1].ThroughputRatio)

@@ -13,6 +13,10 @@ import (
 type Target struct {
 	Name string
 	URL  string // loopback EAS endpoint URL
+	// CPU, if set, reads the CPU time the proxy behind URL has used so far (e.g.
+	// Nginx.WorkersCPU, or servers.ProcCPU of the gateway's PID); Compare then reports proxy
+	// CPU per request, which a shared machine distorts less than throughput.
+	CPU func() (time.Duration, error)
 }
 
 // CompareOptions configure Compare.
@@ -54,6 +58,7 @@ func Compare(ctx context.Context, opts CompareOptions) (*Comparison, error) {
 		opts.Pause = 200 * time.Millisecond
 	}
 	c := &Comparison{Targets: opts.Targets, Runs: make([][]*Result, len(opts.Targets))}
+	var err error
 	for round := 0; round < opts.Rounds; round++ {
 		for k := range opts.Targets {
 			i := k
@@ -62,9 +67,22 @@ func Compare(ctx context.Context, opts CompareOptions) (*Comparison, error) {
 			}
 			w := opts.Workload
 			w.Target = opts.Targets[i].URL
+			var cpu0 time.Duration
+			if f := opts.Targets[i].CPU; f != nil {
+				if cpu0, err = f(); err != nil {
+					return c, err
+				}
+			}
 			r, err := Run(ctx, w)
 			if err != nil {
 				return c, err
+			}
+			if f := opts.Targets[i].CPU; f != nil {
+				cpu1, err := f()
+				if err != nil {
+					return c, err
+				}
+				r.ProxyCPU = cpu1 - cpu0
 			}
 			c.Runs[i] = append(c.Runs[i], r)
 			if opts.Progress != nil {
@@ -81,13 +99,16 @@ func Compare(ctx context.Context, opts CompareOptions) (*Comparison, error) {
 
 // Summary is one target's aggregate over its rounds.
 type Summary struct {
-	Target                 Target
-	Throughput             float64 // median over rounds, requests/s
-	P50, P90, P99, P999    time.Duration
-	Requests, Errors       int64
-	ThroughputRatio        float64 // Throughput / baseline Throughput
-	P99Ratio               float64 // P99 / baseline P99
-	FirstError             string
+	Target              Target
+	Throughput          float64 // median over rounds, requests/s
+	P50, P90, P99, P999 time.Duration
+	Requests, Errors    int64
+	ThroughputRatio     float64 // Throughput / baseline Throughput
+	P99Ratio            float64 // P99 / baseline P99
+	FirstError          string
+	// CPUPerRequest is the proxy's CPU time per completed request over all rounds; zero
+	// when the target has no CPU reader.
+	CPUPerRequest          time.Duration
 	SyncP50, SyncP99       time.Duration
 	ItemOpsP50, ItemOpsP99 time.Duration
 }
@@ -100,6 +121,8 @@ func (c *Comparison) Summaries() []Summary {
 		s := Summary{Target: t}
 		var tps []float64
 		var all, sync, item Histogram
+		var cpu time.Duration
+		var ok int64
 		for _, r := range c.Runs[i] {
 			tps = append(tps, r.Throughput())
 			all.Merge(&r.Latency)
@@ -107,11 +130,16 @@ func (c *Comparison) Summaries() []Summary {
 			item.Merge(&r.ByCmd[CmdItemOperations].Latency)
 			s.Requests += r.Requests
 			s.Errors += r.Errors
+			cpu += r.ProxyCPU
+			ok += r.Requests - r.Errors
 			if s.FirstError == "" {
 				s.FirstError = r.FirstError
 			}
 		}
 		s.Throughput = median(tps)
+		if cpu > 0 && ok > 0 {
+			s.CPUPerRequest = cpu / time.Duration(ok)
+		}
 		s.P50, s.P90, s.P99, s.P999 = all.Quantile(0.5), all.Quantile(0.9), all.Quantile(0.99), all.Quantile(0.999)
 		s.SyncP50, s.SyncP99 = sync.Quantile(0.5), sync.Quantile(0.99)
 		s.ItemOpsP50, s.ItemOpsP99 = item.Quantile(0.5), item.Quantile(0.99)
@@ -131,12 +159,16 @@ func (c *Comparison) Summaries() []Summary {
 // Markdown renders the summaries as a table.
 func (c *Comparison) Markdown() string {
 	var b strings.Builder
-	b.WriteString("| target | req/s (median) | × baseline | p50 | p90 | p99 | p99.9 | p99 × baseline | Sync p50 / p99 | ItemOps 1 MB p50 / p99 | errors |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| target | req/s (median) | × baseline | p50 | p90 | p99 | p99.9 | p99 × baseline | Sync p50 / p99 | ItemOps 1 MB p50 / p99 | proxy CPU/req | errors |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range c.Summaries() {
-		fmt.Fprintf(&b, "| %s | %.0f | %.2f | %s | %s | %s | %s | %.2f | %s / %s | %s / %s | %d/%d |\n",
+		cpu := "–"
+		if s.CPUPerRequest > 0 {
+			cpu = fmt.Sprintf("%.1f µs", float64(s.CPUPerRequest)/float64(time.Microsecond))
+		}
+		fmt.Fprintf(&b, "| %s | %.0f | %.2f | %s | %s | %s | %s | %.2f | %s / %s | %s / %s | %s | %d/%d |\n",
 			s.Target.Name, s.Throughput, s.ThroughputRatio, ms(s.P50), ms(s.P90), ms(s.P99), ms(s.P999), s.P99Ratio,
-			ms(s.SyncP50), ms(s.SyncP99), ms(s.ItemOpsP50), ms(s.ItemOpsP99), s.Errors, s.Requests)
+			ms(s.SyncP50), ms(s.SyncP99), ms(s.ItemOpsP50), ms(s.ItemOpsP99), cpu, s.Errors, s.Requests)
 	}
 	return b.String()
 }

@@ -62,6 +62,9 @@ type Result struct {
 	Latency  Histogram
 	// FirstError is the first error seen, for diagnosis.
 	FirstError string
+	// ProxyCPU is the CPU time the target's proxy used during the run (set by Compare when
+	// the Target has a CPU reader).
+	ProxyCPU time.Duration
 }
 
 // Throughput is completed requests per second.

@@ -730,26 +730,58 @@ func TestInputBuffersNotRetained(t *testing.T) {
 	}
 }
 
-// TestPendingBounded: observations waiting for the flusher are bounded by MaxPending; beyond
-// it they are dropped and counted, never blocking a request.
+// gatedStore blocks RecordSightings until released, to hold the flusher still.
+type gatedStore struct {
+	decision.Store
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *gatedStore) RecordSightings(ctx context.Context, s []decision.Sighting) error {
+	select {
+	case g.entered <- struct{}{}:
+	default:
+	}
+	<-g.release
+	return g.Store.RecordSightings(ctx, s)
+}
+
+// TestPendingBounded: observations waiting for the flusher are bounded (MaxPending queued plus
+// the FlushBatch being written); beyond that they are dropped and counted, never blocking a
+// request, and retried by the device's next request.
 func TestPendingBounded(t *testing.T) {
-	f := newFixture(t, decision.Policy{UnknownDevice: decision.Allow}, func(o *decision.Options) { o.MaxPending = 2 })
-	for i := 0; i < 6; i++ {
-		in := f.input(ann, fmt.Sprintf("D%d", i))
-		f.decide(in)
-		in.Command = "Ping" // a change to record on a cache hit
-		f.decide(in)
+	f := newFixture(t, decision.Policy{UnknownDevice: decision.Allow})
+	gs := &gatedStore{Store: f.store, entered: make(chan struct{}, 1), release: make(chan struct{})}
+	e, err := decision.New(ctx, decision.Options{Store: gs, Now: f.clk.Now, MaxPending: 2, FlushBatch: 1,
+		FlushInterval: time.Hour, TouchInterval: time.Hour, PolicyRefresh: -1, AuditRetention: -1})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if s := f.e.Stats(); s.DroppedSightings == 0 {
-		t.Fatalf("no observation dropped with MaxPending=2: %+v", s)
+	var releaseOnce sync.Once
+	release := func() { releaseOnce.Do(func() { close(gs.release) }) }
+	defer func() { release(); e.Close() }()
+	decideOn := func(id, cmd string) {
+		in := f.input(ann, id)
+		in.Command = cmd
+		if _, err := e.Decide(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+		e.WaitCache()
 	}
-	f.e.Flush()
-	// Dropped observations are retried by the next request that has something to record.
-	in := f.input(ann, "D5")
-	in.Command = "Sync"
-	f.decide(in)
-	f.e.Flush()
-	if rec := ok[decision.Device](t)(f.store.Device(ctx, ann, "D5")); rec.LastCommand != "Sync" {
-		t.Fatalf("last command %q", rec.LastCommand)
+	decideOn("D0", "Sync") // first sighting: queues its decision; the flusher takes it and blocks
+	<-gs.entered
+	for i := 1; i <= 4; i++ {
+		decideOn(fmt.Sprintf("D%d", i), "Sync") // D1, D2 fill the queue; D3, D4 are dropped
+	}
+	if s := e.Stats(); s.DroppedSightings != 2 {
+		t.Fatalf("dropped %d observations, want 2 (MaxPending=2, one batch in flight): %+v", s.DroppedSightings, s)
+	}
+	// Release the flusher; D4's next request with something new queues it again.
+	release()
+	e.Flush()
+	decideOn("D4", "Ping")
+	e.Flush()
+	if rec := ok[decision.Device](t)(f.store.Device(ctx, ann, "D4")); rec.LastCommand != "Ping" || rec.LastAction != decision.Allow {
+		t.Fatalf("D4 after retry: %+v", rec)
 	}
 }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -13,6 +14,9 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/easgate/easgate/decision"
+	"github.com/easgate/easgate/quarantine"
 )
 
 // Config is the whole gateway configuration: one YAML file. Secrets are never written in it:
@@ -30,6 +34,26 @@ type Config struct {
 	Limits  LimitsConfig  `yaml:"limits"`
 	Log     LogConfig     `yaml:"log"`
 	OAuth   OAuthConfig   `yaml:"oauth"`
+	// Policy is the device access policy (decision.Policy, keys as in its JSON form). It seeds
+	// an empty registry; afterwards the policy persisted in the registry (changed through the
+	// admin API) is authoritative. Default: decision.DefaultPolicy().
+	Policy yaml.Node `yaml:"policy"`
+	// Quarantine words and shapes what non-compliant devices see.
+	Quarantine quarantine.Config `yaml:"quarantine"`
+	// Portal is the remediation web page.
+	Portal PortalConfig `yaml:"portal"`
+	// Provisioning is the gateway's EAS policy (MS-ASPROV); see ProvisioningConfig
+	// (gateway/provision.go). Default: none, provisioning is left to the upstream.
+	Provisioning ProvisioningConfig `yaml:"provisioning"` // provisioning (see provision.go)
+
+	policy *decision.Policy // Policy, decoded and validated
+}
+
+// PortalConfig configures the remediation page under /portal/.
+type PortalConfig struct {
+	// Key signs the links to the page (HMAC-SHA256). Required, at least 32 bytes; give it as
+	// ${ENV_NAME}. Changing it invalidates every link already sent.
+	Key string `yaml:"key"`
 }
 
 // ListenConfig is the client listener (the address phones use).
@@ -160,6 +184,11 @@ func ParseConfig(b []byte, lookup func(string) (string, bool)) (*Config, error) 
 	}
 	c.applyDefaults()
 	errs = append(errs, c.validate()...)
+	if p, err := decodePolicy(&c.Policy); err != nil {
+		errs = append(errs, err)
+	} else {
+		c.policy = p
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -180,6 +209,32 @@ func expandEnv(n *yaml.Node, lookup func(string) (string, bool), errs *[]error) 
 	for _, c := range n.Content {
 		expandEnv(c, lookup, errs)
 	}
+}
+
+// decodePolicy reads the policy section through its JSON form, so that the YAML keys are the
+// same as the admin API's. An absent section is the default policy.
+func decodePolicy(n *yaml.Node) (*decision.Policy, error) {
+	p := decision.DefaultPolicy()
+	if n.Kind == 0 {
+		return &p, nil
+	}
+	var v any
+	if err := n.Decode(&v); err != nil {
+		return nil, fmt.Errorf("gateway: config policy: %w", err)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: config policy: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return nil, fmt.Errorf("gateway: config policy (line %d): %w", n.Line, err)
+	}
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("gateway: config policy: %w", err)
+	}
+	return &p, nil
 }
 
 func (c *Config) applyDefaults() {
@@ -223,6 +278,7 @@ func (c *Config) applyDefaults() {
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
+	c.Provisioning.applyDefaults() // provisioning (see provision.go)
 }
 
 func (c *Config) validate() []error {
@@ -254,6 +310,9 @@ func (c *Config) validate() []error {
 		if _, err := netip.ParsePrefix(p); err != nil {
 			bad("listen.trusted_proxies", "%q is not a CIDR prefix", p)
 		}
+	}
+	if len(c.Portal.Key) < 32 {
+		bad("portal.key", "must be at least 32 bytes (give it as ${ENV_NAME})")
 	}
 	if len(c.Admin.Token) < 32 {
 		bad("admin.token", "must be at least 32 characters (give it as ${ENV_NAME})")
@@ -296,5 +355,6 @@ func (c *Config) validate() []error {
 	default:
 		bad("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
 	}
+	errs = append(errs, c.Provisioning.validate()...) // provisioning (see provision.go)
 	return errs
 }

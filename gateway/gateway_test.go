@@ -361,7 +361,9 @@ func TestAbandonedPingsAreReleased(t *testing.T) {
 			closeConn()
 		}
 		// Every abandoned ping is noticed and its upstream request cancelled.
-		waitFor(t, func() bool { return g.up.activePings.Load() == 0 && g.srv.pings.held() == 0 })
+		waitFor(t, func() bool {
+			return g.up.activePings.Load() == 0 && g.srv.pings.held() == 0
+		})
 	}
 	waitFor(t, func() bool { return runtime.NumGoroutine() < baseGoroutines+50 })
 }

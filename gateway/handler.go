@@ -143,6 +143,14 @@ func (s *Server) easPipeline(ctx *fasthttp.RequestCtx, query []byte, st *reqStat
 	st.dec = d
 	s.metrics.decisions.WithLabelValues(d.Action.String(), string(d.Reason)).Inc()
 
+	// 4b. Provisioning (MS-ASPROV, provision.go): the gateway's EAS policy, Provision of
+	// allowed and quarantined devices, and the policy key every other command carries.
+	if err == nil {
+		if done, perr := s.provisioning(ctx, st); done || perr != nil {
+			return perr
+		}
+	}
+
 	// 5. Anything but Allow is answered here; the backend never hears of it. OAuth clients that
 	// can handle a claims challenge are sent to get a compliant token instead.
 	if err := s.claimsChallenge(st); err != nil {

@@ -10,19 +10,18 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	upstream "github.com/easgate/easgate/backends/eas"
 	"github.com/easgate/easgate/decision"
-	"github.com/easgate/easgate/decision/sqlite"
 	"github.com/easgate/easgate/eas"
 	"github.com/easgate/easgate/eas/wbxml"
-	"github.com/easgate/easgate/quarantine"
 )
 
 // fakeEAS is an in-process EAS upstream on loopback (net/http, which notices a client that goes
@@ -157,6 +156,12 @@ listen:
 admin:
   addr: 127.0.0.1:0
   token: %s
+portal:
+  key: test-portal-key-0123456789abcdefghijklmnop
+quarantine:
+  ping_hold: 200ms
+store:
+  path: %s
 users:
   default_domain: example.com
 backend:
@@ -167,7 +172,7 @@ ping:
   max_heartbeat: 10m
   per_user: 100000
   per_client: 100000
-`, testAdminToken, up.url())
+`, testAdminToken, filepath.Join(t.TempDir(), "easgate.db"), up.url())
 	cfg, err := ParseConfig([]byte(cfgText), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
@@ -177,32 +182,17 @@ ping:
 	for _, o := range opts {
 		o(cfg, &policy)
 	}
-	ctx := context.Background()
-	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "easgate.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	engine, err := decision.New(ctx, decision.Options{Store: store, Policy: &policy})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ucfg := upstream.Config{URL: cfg.Backend.EAS.URL, NormalTimeout: cfg.Backend.EAS.Timeout, MaxConns: cfg.Ping.Total + 1024}
-	u, err := upstream.New(ucfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := quarantine.New(quarantine.Config{PingHold: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg.policy = &policy
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewJSONHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	srv, err := New(cfg, Deps{Decider: engine, Backend: u, Admin: engine, Responder: resp, Log: log})
+	app, err := Open(context.Background(), cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
+	srv, engine := app.Server, app.Engine
+	// The harness owns the listeners, so that tests know the bound ports.
 	cl, err := net.Listen("tcp", cfg.Listen.Addr)
 	if err != nil {
 		t.Fatal(err)
@@ -218,9 +208,7 @@ ping:
 	t.Cleanup(func() {
 		g.stop()
 		<-done
-		u.Close()
-		engine.Close()
-		store.Close()
+		app.Close()
 	})
 	return g
 }
@@ -348,6 +336,10 @@ func waitFor(t testing.TB, cond func() bool) {
 	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
+			if os.Getenv("EASGATE_DUMP_STACKS") != "" {
+				buf := make([]byte, 64<<20)
+				os.WriteFile(os.Getenv("EASGATE_DUMP_STACKS"), buf[:runtime.Stack(buf, true)], 0o644)
+			}
 			t.Fatal("condition not reached in 30s")
 		}
 		time.Sleep(20 * time.Millisecond)

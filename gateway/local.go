@@ -6,6 +6,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/easgate/easgate/decision"
 	"github.com/easgate/easgate/quarantine"
 )
 
@@ -13,6 +14,13 @@ import (
 // quarantine responder builds the answer for the command and protocol version. The commands a
 // device needs to become compliant pass through (quarantine.PassThrough).
 func (s *Server) answerLocally(ctx *fasthttp.RequestCtx, st *reqState) error {
+	// A wipe-pending device's Provision is answered with the wipe directive here, never by
+	// the upstream (provision.go answerWipe).
+	if st.dec.Action == decision.Wipe || st.dec.Action == decision.AccountOnlyWipe {
+		if done, err := s.answerWipe(ctx, st); done {
+			return err
+		}
+	}
 	if quarantine.PassThrough(st.req.Cmd, st.dec) {
 		return s.forward(ctx, st)
 	}

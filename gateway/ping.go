@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -47,23 +48,35 @@ func (s *Server) holdPing(ctx *fasthttp.RequestCtx, st *reqState) error {
 // by hand with "Connection: close"; EAS clients open a new connection for their next Ping anyway.
 //
 // work owns resp until it returns; it must return promptly once its context is done.
+//
+// Everything a hold owns is taken inside the hijack handler, because fasthttp skips the handler
+// when the connection fails before it runs (a device that gave up at once): a registration made
+// earlier would never be released.
 func (s *Server) hold(ctx *fasthttp.RequestCtx, st *reqState, work func(context.Context, *fasthttp.Response) error) error {
-	p, err := s.pings.acquire(s.baseCtx, st.user, st.req.DeviceID, st.addr)
-	switch {
-	case errors.Is(err, errPingLimit):
-		return errPingCapacity
-	case err != nil:
+	if s.pings.draining() {
 		return errDraining
 	}
 	// The hijack handler runs after this handler returns: copy what it needs out of ctx/st.
-	rid, user, device, cmd := st.rid, st.user, st.req.DeviceID, st.req.Cmd.String()
-	s.hijacked.Add(1)
+	// The eas.Request's strings live in its arena, which the next request reuses: clone.
+	rid, user, device, addr, cmd := st.rid, st.user, strings.Clone(st.req.DeviceID), st.addr, st.req.Cmd.String()
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(c net.Conn) {
-		defer s.hijacked.Done()
-		defer s.pings.release(p)
+		s.holding.Add(1)
+		defer s.holding.Add(-1)
 		resp := fasthttp.AcquireResponse()
 		defer fasthttp.ReleaseResponse(resp)
+		p, err := s.pings.acquire(s.baseCtx, user, device, addr)
+		if err != nil {
+			if errors.Is(err, errPingLimit) {
+				err = errPingCapacity
+			} else {
+				err = errDraining
+			}
+			s.writeError(resp, rid, err)
+			s.writeHeld(c, resp, rid, cmd)
+			return
+		}
+		defer s.pings.release(p)
 
 		watchDone := make(chan struct{})
 		go func() {
@@ -97,16 +110,22 @@ func (s *Server) hold(ctx *fasthttp.RequestCtx, st *reqState, work func(context.
 		case werr != nil:
 			s.writeError(resp, rid, werr)
 		}
-		resp.Header.Set("X-Request-Id", rid)
-		resp.SetConnectionClose()
-		_ = c.SetWriteDeadline(time.Now().Add(30 * time.Second))
-		w := bufio.NewWriterSize(c, 4096)
-		if resp.Write(w) == nil {
-			_ = w.Flush()
-		}
-		s.metrics.request(cmd, resp.StatusCode())
+		s.writeHeld(c, resp, rid, cmd)
 	})
 	return nil
+}
+
+// writeHeld writes the answer to a held request on its hijacked connection, which is then
+// closed.
+func (s *Server) writeHeld(c net.Conn, resp *fasthttp.Response, rid, cmd string) {
+	resp.Header.Set("X-Request-Id", rid)
+	resp.SetConnectionClose()
+	_ = c.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	w := bufio.NewWriterSize(c, 4096)
+	if resp.Write(w) == nil {
+		_ = w.Flush()
+	}
+	s.metrics.request(cmd, resp.StatusCode())
 }
 
 const contentTypeWBXML = "application/vnd.ms-sync.wbxml"

@@ -118,6 +118,13 @@ func decr(m map[string]int, k string) {
 	}
 }
 
+// draining reports whether shutdown began.
+func (h *pingHub) draining() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.closed
+}
+
 // held returns the number of pings held now.
 func (h *pingHub) held() int {
 	h.mu.Lock()

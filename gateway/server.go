@@ -18,7 +18,6 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -64,6 +63,7 @@ type Server struct {
 	backend       Backend
 	admin         *decision.Engine
 	responder     *quarantine.Responder
+	prov          *provisioner // EAS provisioning and remote wipe (see provision.go)
 	decideTimeout time.Duration
 	maxHeartbeat  int // seconds
 
@@ -76,12 +76,12 @@ type Server struct {
 	// extra serves the routes other parts register (OAuth, portal); false means "not mine".
 	extra func(ctx *fasthttp.RequestCtx, rt route, query []byte) bool
 
-	pings    *pingHub
-	hijacked sync.WaitGroup
-	metrics  *metrics
-	baseCtx  context.Context
-	stop     context.CancelFunc
-	ready    atomic.Bool
+	pings   *pingHub
+	holding atomic.Int64 // hijack handlers running (held long polls)
+	metrics *metrics
+	baseCtx context.Context
+	stop    context.CancelFunc
+	ready   atomic.Bool
 
 	ridPrefix string
 	ridSeq    atomic.Uint64
@@ -135,6 +135,11 @@ func New(cfg *Config, deps Deps) (*Server, error) {
 	if err := s.setupOAuth(devices); err != nil {
 		return nil, err
 	}
+	prov, err := newProvisioner(cfg) // EAS provisioning (see provision.go)
+	if err != nil {
+		return nil, err
+	}
+	s.prov = prov
 	s.metrics = newMetrics(func() float64 { return float64(s.pings.held()) })
 	s.baseCtx, s.stop = context.WithCancel(context.Background())
 
@@ -198,12 +203,12 @@ func (s *Server) Serve(client, admin net.Listener) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.ready.Store(false)
 	s.pings.shutdown()
-	done := make(chan struct{})
-	go func() { s.hijacked.Wait(); close(done) }()
 	err := s.client.ShutdownWithContext(ctx)
-	select {
-	case <-done:
-	case <-ctx.Done():
+	// Hijacked connections are not the server's any more: wait for their answers here.
+	for s.holding.Load() > 0 && ctx.Err() == nil {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if s.holding.Load() > 0 {
 		err = errors.Join(err, ctx.Err())
 	}
 	s.stop()

@@ -166,6 +166,8 @@ listen:
   external_url: https://mail.example.com
 admin:
   token: ${ADMIN_TOKEN}
+portal:
+  key: ${ADMIN_TOKEN}
 backend:
   eas:
     url: https://exchange.example.com/Microsoft-Server-ActiveSync

@@ -44,9 +44,9 @@ func crashConfig(addr string) Config {
 	return cfg
 }
 
-// crashChild queues crashCount remediation e-mails while its workers deliver them, printing
-// each outbox id once Remediate returned (the row is committed), then "DONE", then waits to be
-// killed.
+// crashChild queues crashCount remediation e-mails, printing each outbox id once Remediate
+// returned (the row is committed), then "DONE", then starts its workers and delivers until it
+// is killed: at the kill most mail is still queued and up to Workers messages are in flight.
 func crashChild() {
 	ctx := context.Background()
 	ob, err := OpenSQLite(ctx, os.Getenv(crashDBEnv))
@@ -59,7 +59,6 @@ func crashChild() {
 		fmt.Println("ERR", err)
 		os.Exit(2)
 	}
-	n.Start()
 	out := bufio.NewWriter(os.Stdout)
 	for i := 0; i < crashCount; i++ {
 		r := remediation(fmt.Sprintf("DEV%04d", i))
@@ -75,6 +74,7 @@ func crashChild() {
 	}
 	fmt.Fprintln(out, "DONE")
 	out.Flush()
+	n.Start()
 	time.Sleep(time.Minute) // killed long before
 	os.Exit(3)
 }

@@ -24,6 +24,8 @@ type SQLiteOutbox struct {
 	// keeps claim latency flat under load. Writers in other processes still meet the busy
 	// timeout.
 	wmu sync.Mutex
+	// Statements of the delivery loop, prepared once: preparing costs as much as running them.
+	claimStmt, sentStmt, retryStmt, deadStmt, nextDueStmt *sql.Stmt
 }
 
 var _ Outbox = (*SQLiteOutbox)(nil)
@@ -58,11 +60,47 @@ func NewSQLiteOutbox(ctx context.Context, db *sql.DB) (*SQLiteOutbox, error) {
 	if err := o.migrate(ctx); err != nil {
 		return nil, err
 	}
+	for _, p := range []struct {
+		dst   **sql.Stmt
+		query string
+	}{
+		{&o.claimStmt, `UPDATE notifier_outbox
+			SET state = 'sending', lease = ?, lease_until = ?, attempts = attempts + 1
+			WHERE id = COALESCE(
+				(SELECT id FROM notifier_outbox WHERE state = 'sending' AND lease_until <= ? ORDER BY lease_until LIMIT 1),
+				(SELECT id FROM notifier_outbox WHERE state = 'queued' AND next_attempt <= ? ORDER BY next_attempt LIMIT 1))
+			RETURNING ` + itemColumns},
+		{&o.sentStmt, `UPDATE notifier_outbox SET state = 'sent', sent_at = ?, lease = '', lease_until = 0, last_error = ''
+			WHERE id = ? AND state = 'sending' AND lease = ?`},
+		{&o.retryStmt, `UPDATE notifier_outbox SET state = 'queued', next_attempt = ?, lease = '', lease_until = 0, last_error = ?
+			WHERE id = ? AND state = 'sending' AND lease = ?`},
+		{&o.deadStmt, `UPDATE notifier_outbox SET state = 'dead', lease = '', lease_until = 0, last_error = ?
+			WHERE id = ? AND state = 'sending' AND lease = ?`},
+		{&o.nextDueStmt, `SELECT MIN(t) FROM (
+			SELECT MIN(next_attempt) AS t FROM notifier_outbox WHERE state = 'queued'
+			UNION ALL SELECT MIN(lease_until) FROM notifier_outbox WHERE state = 'sending')`},
+	} {
+		st, err := db.PrepareContext(ctx, p.query)
+		if err != nil {
+			o.closeStmts()
+			return nil, fmt.Errorf("notifier: prepare: %w", err)
+		}
+		*p.dst = st
+	}
 	return o, nil
 }
 
-// Close closes the database if OpenSQLite opened it.
+func (o *SQLiteOutbox) closeStmts() {
+	for _, st := range []*sql.Stmt{o.claimStmt, o.sentStmt, o.retryStmt, o.deadStmt, o.nextDueStmt} {
+		if st != nil {
+			st.Close()
+		}
+	}
+}
+
+// Close releases the prepared statements and closes the database if OpenSQLite opened it.
 func (o *SQLiteOutbox) Close() error {
+	o.closeStmts()
 	if o.owned {
 		return o.db.Close()
 	}
@@ -228,13 +266,7 @@ func (o *SQLiteOutbox) Claim(ctx context.Context, now time.Time, lease time.Dura
 	}
 	o.wmu.Lock()
 	defer o.wmu.Unlock()
-	row := o.db.QueryRowContext(ctx, `UPDATE notifier_outbox
-		SET state = 'sending', lease = ?, lease_until = ?, attempts = attempts + 1
-		WHERE id = COALESCE(
-			(SELECT id FROM notifier_outbox WHERE state = 'sending' AND lease_until <= ? ORDER BY lease_until LIMIT 1),
-			(SELECT id FROM notifier_outbox WHERE state = 'queued' AND next_attempt <= ? ORDER BY next_attempt LIMIT 1))
-		RETURNING `+itemColumns,
-		token, ms(now.Add(lease)), ms(now), ms(now))
+	row := o.claimStmt.QueryRowContext(ctx, token, ms(now.Add(lease)), ms(now), ms(now))
 	it, err := scanItem(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
@@ -245,10 +277,10 @@ func (o *SQLiteOutbox) Claim(ctx context.Context, now time.Time, lease time.Dura
 	return it, nil
 }
 
-func (o *SQLiteOutbox) finish(ctx context.Context, op, query string, args ...any) error {
+func (o *SQLiteOutbox) finish(ctx context.Context, op string, stmt *sql.Stmt, args ...any) error {
 	o.wmu.Lock()
 	defer o.wmu.Unlock()
-	res, err := o.db.ExecContext(ctx, query, args...)
+	res, err := stmt.ExecContext(ctx, args...)
 	if err != nil {
 		return fmt.Errorf("notifier: %s: %w", op, err)
 	}
@@ -264,26 +296,34 @@ func (o *SQLiteOutbox) finish(ctx context.Context, op, query string, args ...any
 
 // MarkSent implements Outbox. The payload is kept until Purge, for the audit trail.
 func (o *SQLiteOutbox) MarkSent(ctx context.Context, id, lease string, at time.Time) error {
-	return o.finish(ctx, "mark sent", `UPDATE notifier_outbox SET state = 'sent', sent_at = ?, lease = '', lease_until = 0, last_error = ''
-		WHERE id = ? AND state = 'sending' AND lease = ?`, ms(at), id, lease)
+	return o.finish(ctx, "mark sent", o.sentStmt, ms(at), id, lease)
 }
 
 // MarkRetry implements Outbox.
 func (o *SQLiteOutbox) MarkRetry(ctx context.Context, id, lease string, next time.Time, lastErr string) error {
-	return o.finish(ctx, "mark retry", `UPDATE notifier_outbox SET state = 'queued', next_attempt = ?, lease = '', lease_until = 0, last_error = ?
-		WHERE id = ? AND state = 'sending' AND lease = ?`, ms(next), lastErr, id, lease)
+	return o.finish(ctx, "mark retry", o.retryStmt, ms(next), lastErr, id, lease)
 }
 
 // MarkDead implements Outbox.
 func (o *SQLiteOutbox) MarkDead(ctx context.Context, id, lease string, lastErr string) error {
-	return o.finish(ctx, "mark dead", `UPDATE notifier_outbox SET state = 'dead', lease = '', lease_until = 0, last_error = ?
-		WHERE id = ? AND state = 'sending' AND lease = ?`, lastErr, id, lease)
+	return o.finish(ctx, "mark dead", o.deadStmt, lastErr, id, lease)
 }
 
 // Requeue implements Outbox.
 func (o *SQLiteOutbox) Requeue(ctx context.Context, id string, at time.Time) error {
-	return o.finish(ctx, "requeue", `UPDATE notifier_outbox SET state = 'queued', attempts = 0, next_attempt = ?, last_error = ''
+	o.wmu.Lock()
+	defer o.wmu.Unlock()
+	res, err := o.db.ExecContext(ctx, `UPDATE notifier_outbox SET state = 'queued', attempts = 0, next_attempt = ?, last_error = ''
 		WHERE id = ? AND state = 'dead'`, ms(at), id)
+	if err != nil {
+		return fmt.Errorf("notifier: requeue: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("notifier: requeue: %w", err)
+	} else if n == 0 {
+		return fmt.Errorf("%w: no dead row %s", ErrNotFound, id)
+	}
+	return nil
 }
 
 // Get implements Outbox.
@@ -338,9 +378,7 @@ func (o *SQLiteOutbox) List(ctx context.Context, f ListFilter) ([]*Item, error) 
 // NextDue implements Outbox. Leased rows count at their lease expiry.
 func (o *SQLiteOutbox) NextDue(ctx context.Context) (time.Time, bool, error) {
 	var v sql.NullInt64
-	err := o.db.QueryRowContext(ctx, `SELECT MIN(t) FROM (
-		SELECT MIN(next_attempt) AS t FROM notifier_outbox WHERE state = 'queued'
-		UNION ALL SELECT MIN(lease_until) FROM notifier_outbox WHERE state = 'sending')`).Scan(&v)
+	err := o.nextDueStmt.QueryRowContext(ctx).Scan(&v)
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("notifier: next due: %w", err)
 	}

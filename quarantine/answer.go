@@ -150,7 +150,9 @@ func (q *Responder) Language(req *eas.Request) string {
 }
 
 // Answer returns the response to req for the non-Allow decision d. body is the request
-// body; it is only read during the call. now is the request time.
+// body; it is only read during the call. now is the request time. req.User must name the
+// authenticated user (the gateway sets it from the identity when the base64 query left it
+// out); it is used in decision.NormalizeUser form for the message and the portal link.
 //
 //   - Block: the blocking status of the version (see Config.StatusByReason).
 //   - Wipe / AccountOnlyWipe: status 140 (RemoteWipeRequested) in EAS 14.0 and later,

@@ -52,7 +52,8 @@
 //     Add; then no changes. Keys are stateless, Prefix + message version + step, so a
 //     device's key alone tells what it holds: when the message changes (the failure list,
 //     the language, the daily refresh) the device gets a Delete of the old item and an Add
-//     of the new one. Unknown keys get Status 3, real-mailbox folders top-level Status 12.
+//     of the new one. Unknown keys get Status 3, real-mailbox folders Status 12 (top-level
+//     from 12.1, per collection for 2.5 and 12.0).
 //   - GetItemEstimate (2.2.1.9) and ItemOperations Fetch (2.2.1.10) agree with Sync.
 //   - Ping (2.2.1.13): Status 2 with the Inbox at once when the device has not yet
 //     synchronised the current message, else Status 1 after Config.PingHold, so that a

@@ -277,7 +277,7 @@ func (q *Responder) sync(req *eas.Request, user string, doc *wbxml.Document, m *
 	}
 	for _, c := range s.Collections {
 		if c.CollectionID != InboxID {
-			return wbxmlAnswer(wbxml.NewElement(wbxml.AirSyncSync, wbxml.NewText(wbxml.AirSyncStatus, "12")))
+			return hierarchyChanged(req.Version, s)
 		}
 	}
 	// The typed body does not model EAS 2.5's AirSync:Truncation; read it from the tree,
@@ -347,6 +347,28 @@ func (q *Responder) sync(req *eas.Request, user string, doc *wbxml.Document, m *
 		a.Hold = q.hold(syncWait(s))
 	}
 	return a
+}
+
+// hierarchyChanged answers a Sync naming folders the quarantine hierarchy does not have
+// with Status 12, which sends the device to FolderSync: top-level from 12.1 on, per
+// collection (echoing its key and id) for 2.5 and 12.0, whose Sync responses carry status
+// only in Collection.
+func hierarchyChanged(v eas.Version, s *eas.Sync) Answer {
+	if v >= eas.V121 {
+		return wbxmlAnswer(wbxml.NewElement(wbxml.AirSyncSync, wbxml.NewText(wbxml.AirSyncStatus, "12")))
+	}
+	cols := wbxml.NewElement(wbxml.AirSyncCollections)
+	for _, c := range s.Collections {
+		col := wbxml.NewElement(wbxml.AirSyncCollection)
+		if c.Class != "" {
+			col.Append(wbxml.NewText(wbxml.AirSyncClass, c.Class))
+		}
+		col.Append(wbxml.NewText(wbxml.AirSyncSyncKey, c.SyncKey),
+			wbxml.NewText(wbxml.AirSyncCollectionId, c.CollectionID),
+			wbxml.NewText(wbxml.AirSyncStatus, "12"))
+		cols.Append(col)
+	}
+	return wbxmlAnswer(wbxml.NewElement(wbxml.AirSyncSync, cols))
 }
 
 // syncOptions collects the body options of a Sync collection: the typed BodyPreferences of

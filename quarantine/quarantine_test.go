@@ -806,6 +806,13 @@ func TestMSASCMD_2_2_1_21_SyncEdgeCases(t *testing.T) {
 	if st := top(ask(realSyncBody(t, "42"))); st != "12" {
 		t.Errorf("Sync of a real-mailbox folder: status %q, want 12 (FolderSync)", st)
 	}
+	// 2.5 and 12.0 carry the status per collection.
+	for _, v := range []eas.Version{eas.V25, eas.V120} {
+		a, _ := q.Answer(request(eas.CmdSync, v), notCompliant, realSyncBody(t, "42"), t0)
+		if c := syncCollection(t, a); c.Find(wbxml.AirSyncStatus).Text() != "12" || c.Find(wbxml.AirSyncCollectionId).Text() != "5" {
+			t.Errorf("%v: Sync of a real-mailbox folder not answered per collection with 12", v)
+		}
+	}
 	k1 := syncCollection(t, ask(syncBody(t, "0"))).Find(wbxml.AirSyncSyncKey).Text()
 
 	// GetChanges 0: nothing delivered, key unchanged.

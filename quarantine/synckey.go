@@ -74,8 +74,10 @@ var decoderPool = sync.Pool{New: func() any { return wbxml.NewDecoder(nil, wbxml
 //
 //   - FolderSync with the quarantine SyncKey: Status 9 (invalid key, MS-ASCMD
 //     2.2.3.177.5); the device restarts with SyncKey 0 against the real hierarchy.
-//   - Sync naming the quarantine Inbox or a quarantine key: Status 12 (hierarchy changed,
-//     2.2.3.177.17), which sends the device to FolderSync.
+//   - Sync naming the quarantine Inbox or a quarantine key: top-level Status 12 (hierarchy
+//     changed, 2.2.3.177.17), which sends the device to FolderSync. (EAS 2.5 and 12.0
+//     clients, whose Sync responses carry status per collection, may instead retry; the
+//     next FolderSync or Ping still resets them.)
 //   - GetItemEstimate naming them: Response Status 2 (invalid collection, 2.2.3.177.7).
 //   - Ping naming the quarantine Inbox: Status 7 (folder hierarchy sync required,
 //     2.2.3.177.11).

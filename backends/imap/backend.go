@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/easgate/easgate/eas"
@@ -145,6 +146,37 @@ type Backend struct {
 	store StateStore
 	pool  *pool
 	log   *slog.Logger
+
+	lockMu sync.Mutex
+	locks  map[string]*deviceLock
+}
+
+type deviceLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+// lockDevice serialises the state changes of one (user, device): a device retrying a request
+// whose first attempt is still running must not commit the same SyncKey twice.
+func (b *Backend) lockDevice(user, device string) func() {
+	k := user + "\x00" + device
+	b.lockMu.Lock()
+	l := b.locks[k]
+	if l == nil {
+		l = &deviceLock{}
+		b.locks[k] = l
+	}
+	l.refs++
+	b.lockMu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		b.lockMu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(b.locks, k)
+		}
+		b.lockMu.Unlock()
+	}
 }
 
 // New returns a Backend. store is owned by the caller and must outlive the Backend.
@@ -156,7 +188,7 @@ func New(cfg Config, store StateStore) (*Backend, error) {
 	if store == nil {
 		return nil, errors.New("imap: New needs a StateStore")
 	}
-	b := &Backend{cfg: c, store: store, log: c.Logger}
+	b := &Backend{cfg: c, store: store, log: c.Logger, locks: map[string]*deviceLock{}}
 	b.pool = newPool(&b.cfg)
 	return b, nil
 }
@@ -225,6 +257,11 @@ func (b *Backend) Serve(ctx context.Context, req *eas.Request, cred Credentials,
 		s.user = strings.ToLower(cred.User)
 	}
 	defer s.close()
+	if req.Cmd != eas.CmdPing && req.Cmd != eas.CmdSync && req.Cmd != eas.CmdSearch && req.Cmd != eas.CmdItemOperations {
+		// Sync takes the lock itself, outside its long-poll wait; Ping, Search and
+		// ItemOperations fetches change no state (EmptyFolderContents only changes IMAP).
+		defer b.lockDevice(s.user, s.device)()
+	}
 	switch req.Cmd {
 	case eas.CmdFolderSync:
 		return s.folderSync(body)
@@ -282,6 +319,13 @@ type session struct {
 func (s *session) close() {
 	if s.cn == nil {
 		return
+	}
+	// Leave nothing selected while ctx still guards the connection: the next user starts
+	// from the authenticated state, and no one is notified about a mailbox nobody watches.
+	if !s.cn.broken && s.cn.c.Mailbox() != nil {
+		if err := s.cn.c.Unselect().Wait(); err != nil {
+			s.cn.broken = true
+		}
 	}
 	if s.stopCtx != nil && !s.stopCtx() {
 		s.cn.broken = true

@@ -23,6 +23,7 @@ import (
 
 // composeReq is SendMail, SmartReply or SmartForward in either form.
 type composeReq struct {
+	clientID    string
 	mime        []byte
 	saveInSent  bool
 	replaceMime bool
@@ -57,6 +58,7 @@ func (s *session) compose(body []byte) (Response, error) {
 			return s.composeFail(eas.StatusInvalidMIME)
 		}
 		r.mime = bytes.Clone(m.Value)
+		r.clientID = el.Find(wbxml.ComposeMailClientId).Text()
 		r.saveInSent = el.Find(wbxml.ComposeMailSaveInSentItems) != nil
 		r.replaceMime = el.Find(wbxml.ComposeMailReplaceMime) != nil
 		if src := el.Find(wbxml.ComposeMailSource); src != nil {
@@ -77,6 +79,17 @@ func (s *session) compose(body []byte) (Response, error) {
 	}
 	if len(r.mime) == 0 {
 		return s.composeFail(eas.StatusInvalidMIME)
+	}
+	if r.clientID != "" {
+		// A device that lost our answer sends the same ClientId again: do not send twice
+		// (MS-ASCMD 2.2.3.28.1, status 118).
+		last, err := s.b.store.LastRequest(s.ctx, s.user, s.device, "ClientId")
+		if err != nil {
+			return Response{}, internal(err, "last ClientId")
+		}
+		if string(last) == r.clientID {
+			return s.composeFail(eas.StatusMessagePreviouslySent)
+		}
 	}
 	if s.req.Cmd != eas.CmdSendMail && r.source == "" {
 		return s.composeFail(eas.StatusItemNotFound)
@@ -135,6 +148,11 @@ func (s *session) compose(body []byte) (Response, error) {
 			return Response{}, err
 		}
 		return s.composeFail(st)
+	}
+	if r.clientID != "" {
+		if err := s.b.store.SaveRequest(s.ctx, s.user, s.device, "ClientId", []byte(r.clientID)); err != nil {
+			s.b.log.Warn("imap: remembering ClientId failed", "user", s.user, "err", err)
+		}
 	}
 	if r.saveInSent {
 		if err := s.saveSent(saved); err != nil {

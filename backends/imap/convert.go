@@ -348,11 +348,17 @@ func (s *session) fetchMessages(c *imapclient.Client, uids []imap.UID, opts item
 		var sec *imap.FetchItemBodySection
 		if m.pref.Type == bodyMIME {
 			sec = &imap.FetchItemBodySection{Peek: true}
-			if m.pref.Trunc > 0 {
-				if m.pref.AllOrNone && m.size > m.pref.Trunc {
-					continue
-				}
-				sec.Partial = &imap.SectionPartial{Offset: 0, Size: m.pref.Trunc}
+			if m.pref.Trunc > 0 && m.pref.AllOrNone && m.size > m.pref.Trunc {
+				continue
+			}
+			// Never more than MaxBodyFetch of one message in memory; beyond it the device gets
+			// a truncated MIME body and can fetch the rest by attachment.
+			limit := s.b.cfg.MaxBodyFetch
+			if m.pref.Trunc > 0 && m.pref.Trunc < limit {
+				limit = m.pref.Trunc
+			}
+			if m.size > limit {
+				sec.Partial = &imap.SectionPartial{Offset: 0, Size: limit}
 			}
 		} else {
 			plain, htm, pp, hp := textParts(m.bs)
@@ -520,7 +526,7 @@ func (m *message) bodyElem() *wbxml.Element {
 	case bodyMIME:
 		full = m.size
 		data = m.body
-		if p.Trunc > 0 && full > p.Trunc {
+		if p.Trunc > 0 && full > p.Trunc || int64(len(data)) < full {
 			truncated = true
 			if p.AllOrNone {
 				data = nil

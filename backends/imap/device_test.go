@@ -143,8 +143,20 @@ func (d *device) sync(coll string, window int, commands ...*wbxml.Element) syncR
 	res := d.apply(coll, r)
 	if res.status == "1" {
 		for _, c := range commands {
-			if c.Tag == wbxml.AirSyncDelete {
-				delete(d.items[coll], c.Find(wbxml.AirSyncServerId).Text()) // the device removes it itself
+			id := c.Find(wbxml.AirSyncServerId).Text()
+			switch c.Tag {
+			case wbxml.AirSyncDelete:
+				delete(d.items[coll], id) // the device removes it itself
+			case wbxml.AirSyncChange:
+				if old := d.items[coll][id]; old != nil { // and applies its own change
+					for _, p := range c.Find(wbxml.AirSyncApplicationData).Children {
+						for i, o := range old.Children {
+							if o.Tag == p.Tag {
+								old.Children[i] = p
+							}
+						}
+					}
+				}
 			}
 		}
 	}

@@ -81,6 +81,10 @@ func TestDovecot_SyncCycle(t *testing.T) {
 		t.Fatal("attachment message missing")
 	}
 
+	tablet := newDevice(t, b, alice, "pw-a", "tablet1")
+	tablet.folderSync()
+	tablet.syncAll(inbox, 100)
+
 	// Device marks read + flagged; IMAP sees it; nothing echoes back.
 	id5, _ := dev.findSubject(inbox, "message 5")
 	if r := dev.sync(inbox, 50, changeCmd(id5, wbxml.NewText(wbxml.EmailRead, "1"),
@@ -165,6 +169,26 @@ func TestDovecot_SyncCycle(t *testing.T) {
 	}
 	if r := dev.sync(inbox, 50); len(r.adds) != 3 {
 		t.Fatalf("new mail: %+v", r)
+	}
+
+	// A second device of the same user, synced before the changes above, converges on the
+	// same items and states through Changes, Deletes and Adds.
+	tablet.syncAll(inbox, 100)
+	if len(tablet.items[inbox]) != len(dev.items[inbox]) {
+		t.Fatalf("tablet holds %d items, phone %d", len(tablet.items[inbox]), len(dev.items[inbox]))
+	}
+	for id, ad := range dev.items[inbox] {
+		tad := tablet.items[inbox][id]
+		if tad == nil {
+			t.Fatalf("tablet lacks %s", id)
+		}
+		if tad.Find(wbxml.EmailRead).Text() != ad.Find(wbxml.EmailRead).Text() ||
+			tad.Path(wbxml.EmailFlag, wbxml.EmailFlagStatus).Text() != ad.Path(wbxml.EmailFlag, wbxml.EmailFlagStatus).Text() {
+			t.Fatalf("tablet and phone disagree on %s", id)
+		}
+	}
+	if _, t5 := tablet.findSubject(inbox, "message 5"); t5.Find(wbxml.EmailRead).Text() != "1" || t5.Path(wbxml.EmailFlag, wbxml.EmailFlagStatus).Text() != "2" {
+		t.Fatal("the phone's read/flag did not reach the tablet")
 	}
 
 	// Dovecot restart: pooled connections die; at most one request fails with ErrUnavailable.
@@ -350,6 +374,36 @@ func TestDovecot_PingIdle(t *testing.T) {
 	}
 	if r := dev.sync(inbox, 10); len(r.adds) != 1 {
 		t.Fatalf("Sync after Ping: %+v", r)
+	}
+	// Sync with HeartbeatInterval: quiet → empty answer; a desktop APPEND → the Add.
+	quiet := dev.syncReq(inbox, 10).Append(text(wbxml.AirSyncHeartbeatInterval, 1))
+	if r := dev.do(eas.CmdSync, quiet); r != nil {
+		t.Fatalf("quiet long-poll Sync answered %v", r)
+	}
+	syncDone := make(chan *wbxml.Element, 1)
+	go func() {
+		body, _ := wbxml.NewDocument(dev.syncReq(inbox, 10).Append(text(wbxml.AirSyncHeartbeatInterval, 120))).Encode(nil)
+		resp, err := b.Serve(context.Background(), dev.request(eas.CmdSync), dev.cred, body)
+		if err != nil || len(resp.Body) == 0 {
+			t.Error(err, len(resp.Body))
+			syncDone <- nil
+			return
+		}
+		doc, _ := wbxml.Parse(resp.Body, wbxml.Limits{})
+		syncDone <- doc.Root
+	}()
+	time.Sleep(500 * time.Millisecond)
+	appendMessages(t, dc, "INBOX", [][]byte{sampleMessage(2, carol)})
+	select {
+	case r := <-syncDone:
+		if r == nil {
+			t.Fatal("long-poll Sync failed")
+		}
+		if res := dev.apply(inbox, r); len(res.adds) != 1 {
+			t.Fatalf("long-poll Sync: %+v", res)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("long-poll Sync did not report the APPEND")
 	}
 	// Cancellation ends a long Ping promptly.
 	ctx, cancel := context.WithCancel(context.Background())

@@ -105,7 +105,16 @@ func TestMem_SyncReadFlagDelete(t *testing.T) {
 	if send != nil {
 		t.Fatalf("SendMail answered %v", send)
 	}
+	again := dev.do(eas.CmdSendMail, wbxml.NewElement(wbxml.ComposeMailSendMail,
+		wbxml.NewText(wbxml.ComposeMailClientId, "c1"), &wbxml.Element{Tag: wbxml.ComposeMailSaveInSentItems},
+		wbxml.NewOpaque(wbxml.ComposeMailMime, []byte("To: "+user+"\r\nSubject: note to self\r\n\r\nremember the milk\r\n"))))
+	if again == nil || again.Find(wbxml.ComposeMailStatus).Text() != "118" {
+		t.Fatalf("resent ClientId not refused with 118: %v", again)
+	}
 	r = dev.sync(inbox, 10)
+	if n := len(r.adds); n != 1 {
+		t.Fatalf("%d messages arrived, want 1 (the resend must not go out)", n)
+	}
 	if _, ad := dev.findSubject(inbox, "note to self"); ad == nil {
 		t.Fatalf("sent message not delivered: %+v", r)
 	}

@@ -244,14 +244,7 @@ func (p *pool) release(c *conn) {
 	if c == nil {
 		return
 	}
-	bad := c.broken || c.closed()
-	if !bad && c.c.Mailbox() != nil {
-		// Leave nothing selected: the next user starts from the authenticated state, and
-		// IDLE notifications of a mailbox nobody watches are not buffered.
-		if err := c.c.Unselect().Wait(); err != nil {
-			bad = true
-		}
-	}
+	bad := c.broken || c.closed() || c.c.Mailbox() != nil
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if bad || p.closed {
@@ -343,4 +336,11 @@ func (p *pool) dial(ctx context.Context, cred Credentials, key string) (*conn, e
 		return nil, newErr(ErrUnavailable, err, "IMAP CAPABILITY")
 	}
 	return cn, nil
+}
+
+// open returns the number of open connections (idle and in use).
+func (p *pool) open() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.total
 }

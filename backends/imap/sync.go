@@ -217,6 +217,7 @@ func (s *session) sync(body []byte) (Response, error) {
 }
 
 func (s *session) syncAll(reqs []syncReq) (*wbxml.Element, error) {
+	defer s.b.lockDevice(s.user, s.device)()
 	out := wbxml.NewElement(wbxml.AirSyncCollections)
 	for i := range reqs {
 		el, err := s.syncCollection(&reqs[i])

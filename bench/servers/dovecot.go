@@ -397,7 +397,9 @@ func (d *Dovecot) start() error {
 	defer logf.Close()
 	cmd := exec.Command(dovecotBinary, "-F", "-c", d.ConfigPath)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Own process group so Stop can end every child; Pdeathsig so a test binary that dies
+	// (timeout, SIGKILL) does not leave the server running.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("servers: start dovecot: %w", err)
 	}
@@ -425,9 +427,10 @@ func (d *Dovecot) stop() {
 		return
 	}
 	_ = d.proc.Process.Signal(syscall.SIGTERM)
-	// Dovecot's master lingers about six seconds after SIGTERM waiting for its children; the
-	// grace period is short because Maildir delivery is crash-safe (LMTP answers 250 only after
-	// the message is on disk), so ending the process group loses nothing a client was promised.
+	// Dovecot 2.3's master often lingers for seconds after SIGTERM while idle children sit in
+	// blocking reads. The grace period is short because Maildir delivery is crash-safe (LMTP
+	// answers 250 only after the message is on disk): ending the process group loses nothing a
+	// client was promised.
 	select {
 	case <-d.procDone:
 	case <-time.After(time.Second):

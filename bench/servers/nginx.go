@@ -336,6 +336,46 @@ func (n *Nginx) WorkersRSS() (int64, error) {
 	return sum, nil
 }
 
+// WorkersCPU is the CPU time (user + system) the worker processes have used so far.
+func (n *Nginx) WorkersCPU() (time.Duration, error) {
+	pids, err := n.WorkerPIDs()
+	if err != nil {
+		return 0, err
+	}
+	var sum time.Duration
+	for _, p := range pids {
+		c, err := ProcCPU(p)
+		if err != nil {
+			return 0, err
+		}
+		sum += c
+	}
+	return sum, nil
+}
+
+// ProcCPU reads a process's user + system CPU time from /proc/<pid>/stat (in USER_HZ ticks,
+// 100 per second on Linux: 10 ms resolution, so measure over seconds).
+func ProcCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("servers: malformed /proc/%d/stat", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("servers: short /proc/%d/stat", pid)
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("servers: bad /proc/%d/stat times", pid)
+	}
+	return time.Duration(ut+st) * 10 * time.Millisecond, nil
+}
+
 // ProcRSS reads VmRSS of a process from /proc/<pid>/status, in bytes.
 func ProcRSS(pid int) (int64, error) {
 	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")

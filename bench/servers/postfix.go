@@ -356,7 +356,9 @@ func (p *Postfix) start() error {
 	cmd.Env = append(os.Environ(), "MAIL_CONFIG="+p.ConfigDir)
 	cmd.Dir = p.QueueDir
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Own process group so Stop can end every child; Pdeathsig so a test binary that dies
+	// (timeout, SIGKILL) does not leave the server running.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("servers: start postfix master: %w", err)
 	}

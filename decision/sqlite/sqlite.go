@@ -68,6 +68,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 
 // Dialect is the SQLite dialect; exported for the migration tests.
 var Dialect = sqlstore.Dialect{
-	Name:       "sqlite",
-	Migrations: sqlstore.Migrations("INTEGER PRIMARY KEY AUTOINCREMENT"),
+	Name:            "sqlite",
+	Migrations:      sqlstore.Migrations("INTEGER PRIMARY KEY AUTOINCREMENT"),
+	SerializeWrites: true,
 }

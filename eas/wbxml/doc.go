@@ -15,7 +15,8 @@
 //     with Limits and typed errors (*SyntaxError, *LimitError).
 //   - Encoder: an append-style writer into a caller-supplied buffer.
 //   - Document and Element: a tree with Parse and Encode, and the XML text
-//     form for operators (ToXML, FromXML).
+//     form for operators (ToXML, FromXML, and WriteXML which streams WBXML
+//     to XML without a tree).
 //
 // # What is accepted
 //
@@ -31,14 +32,16 @@
 //
 // Unknown tokens within a known page are accepted: servers send tags of
 // newer protocol versions, and a gateway must pass them through. Such a tag
-// has no Name; it prints and appears in the XML form as "0xNN" / "_0xNN"
-// and round-trips exactly. Unknown code pages are rejected, because no EAS
+// has no Name; it prints as "Page:0xNN", appears in the XML form as
+// <_0xNN> and round-trips exactly. Unknown code pages are rejected, because no EAS
 // version defines them and nothing could be said about their content.
 //
 // # Round-trip fidelity
 //
 // For every input that Parse accepts, Encode reproduces the input byte for
-// byte: the header and string table, inline versus table strings, opaque
+// byte (Parse rejects the one form a tree cannot hold: an element mixing text or
+// opaque data with child elements, or holding two values, which ActiveSync never
+// sends): the header and string table, inline versus table strings, opaque
 // data, the content bit of empty elements, and redundant SWITCH_PAGE tokens
 // are all recorded in the tree. Multi-byte integers have one accepted
 // (minimal) form, so they too re-encode identically. FromXML(ToXML(doc))

@@ -110,17 +110,20 @@ func run() error {
 		}
 		targets := []bench.Target{{Name: "direct", URL: up.URL}}
 		if ngx != nil {
-			targets = append(targets, bench.Target{Name: "nginx", URL: ngx.URL + "/Microsoft-Server-ActiveSync"})
+			targets = append(targets, bench.Target{Name: "nginx", URL: ngx.URL + "/Microsoft-Server-ActiveSync", CPU: ngx.WorkersCPU})
 		}
 		if *fwdProxy {
-			url, _, stopProxy, err := startForwardProxy(up.URL, *proxyCPUs)
+			url, pid, stopProxy, err := startForwardProxy(up.URL, *proxyCPUs)
 			if err != nil {
 				return err
 			}
 			defer stopProxy()
-			targets = append(targets, bench.Target{Name: "eas-forward", URL: url})
+			targets = append(targets, bench.Target{Name: "eas-forward", URL: url,
+				CPU: func() (time.Duration, error) { return servers.ProcCPU(pid) }})
 		}
-		// The gateway joins here: -target gateway=URL, or one append in code.
+		// The gateway joins here: -target gateway=URL, or one append in code, e.g.
+		//   targets = append(targets, bench.Target{Name: "gateway", URL: gwURL,
+		//       CPU: func() (time.Duration, error) { return servers.ProcCPU(gwPID) }})
 		targets = append(targets, extra...)
 		cmp, err := bench.Compare(ctx, bench.CompareOptions{
 			Targets: targets,

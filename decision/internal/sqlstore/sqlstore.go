@@ -31,6 +31,10 @@ type Dialect struct {
 	// LockMigrations runs first inside the migration transaction (PostgreSQL: an advisory lock
 	// so concurrently starting nodes migrate one at a time).
 	LockMigrations string
+	// SerializeWrites queues writers in the process (SQLite: one writer at a time; without
+	// this, concurrent writers spin in SQLite's busy handler, sleeping up to 100 ms a try, and
+	// a burst of new devices times out instead of queueing for microseconds).
+	SerializeWrites bool
 }
 
 // DB implements decision.Store on a database/sql handle.
@@ -38,15 +42,29 @@ type DB struct {
 	db     *sql.DB
 	d      Dialect
 	closed atomic.Bool
+	wsem   chan struct{} // with Dialect.SerializeWrites: the write token
 }
 
 // New wraps db and applies pending migrations.
 func New(ctx context.Context, db *sql.DB, d Dialect) (*DB, error) {
-	s := &DB{db: db, d: d}
+	s := &DB{db: db, d: d, wsem: make(chan struct{}, 1)}
 	if err := s.migrate(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// writeLock takes the write token when writes are serialised, honouring ctx while it waits.
+func (s *DB) writeLock(ctx context.Context) (func(), error) {
+	if !s.d.SerializeWrites {
+		return func() {}, nil
+	}
+	select {
+	case s.wsem <- struct{}{}:
+		return func() { <-s.wsem }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // SQL returns the underlying handle (for tests and maintenance).
@@ -222,6 +240,11 @@ func (s *DB) CreateDevice(ctx context.Context, d decision.Device) (decision.Devi
 	if err := s.check(); err != nil {
 		return d, false, err
 	}
+	unlock, err := s.writeLock(ctx)
+	if err != nil {
+		return d, false, s.wrap("create device", err)
+	}
+	defer unlock()
 	args, err := deviceArgs(&d)
 	if err != nil {
 		return d, false, s.wrap("create device", err)
@@ -244,6 +267,11 @@ func (s *DB) UpdateDevice(ctx context.Context, user, deviceID string, create boo
 	if err := s.check(); err != nil {
 		return decision.Device{}, err
 	}
+	unlock, err := s.writeLock(ctx)
+	if err != nil {
+		return decision.Device{}, s.wrap("update device", err)
+	}
+	defer unlock()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return decision.Device{}, s.wrap("update device", err)
@@ -292,6 +320,11 @@ func (s *DB) DeleteDevice(ctx context.Context, user, deviceID string) error {
 	if err := s.check(); err != nil {
 		return err
 	}
+	unlock, err := s.writeLock(ctx)
+	if err != nil {
+		return s.wrap("delete device", err)
+	}
+	defer unlock()
 	res, err := s.db.ExecContext(ctx, s.q(`DELETE FROM devices WHERE user_name = ? AND device_id = ?`), user, deviceID)
 	if err != nil {
 		return s.wrap("delete device", err)
@@ -384,6 +417,11 @@ func (s *DB) RecordSightings(ctx context.Context, ss []decision.Sighting) error 
 	if err := s.check(); err != nil {
 		return err
 	}
+	unlock, err := s.writeLock(ctx)
+	if err != nil {
+		return s.wrap("record sightings", err)
+	}
+	defer unlock()
 	if len(ss) == 0 {
 		return nil
 	}
@@ -427,6 +465,11 @@ func (s *DB) AppendAudit(ctx context.Context, es []decision.AuditEntry) error {
 	if err := s.check(); err != nil {
 		return err
 	}
+	unlock, err := s.writeLock(ctx)
+	if err != nil {
+		return s.wrap("append audit", err)
+	}
+	defer unlock()
 	if len(es) == 0 {
 		return nil
 	}
@@ -511,6 +554,11 @@ func (s *DB) PruneAudit(ctx context.Context, before time.Time) (int64, error) {
 	if err := s.check(); err != nil {
 		return 0, err
 	}
+	unlock, err := s.writeLock(ctx)
+	if err != nil {
+		return 0, s.wrap("prune audit", err)
+	}
+	defer unlock()
 	res, err := s.db.ExecContext(ctx, s.q(`DELETE FROM audit WHERE at < ?`), micro(before))
 	if err != nil {
 		return 0, s.wrap("prune audit", err)
@@ -541,8 +589,13 @@ func (s *DB) SavePolicy(ctx context.Context, doc []byte) (int64, error) {
 	if err := s.check(); err != nil {
 		return 0, err
 	}
+	unlock, err := s.writeLock(ctx)
+	if err != nil {
+		return 0, s.wrap("save policy", err)
+	}
+	defer unlock()
 	var rev int64
-	err := s.db.QueryRowContext(ctx, s.q(`INSERT INTO policy (id, doc, revision, updated_at) VALUES (1, ?, 1, ?)
+	err = s.db.QueryRowContext(ctx, s.q(`INSERT INTO policy (id, doc, revision, updated_at) VALUES (1, ?, 1, ?)
 		ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, revision = policy.revision + 1, updated_at = excluded.updated_at
 		RETURNING revision`), string(doc), time.Now().UnixMicro()).Scan(&rev)
 	return rev, s.wrap("save policy", err)
