@@ -1,8 +1,13 @@
 package gateway
 
 import (
+	"context"
+	"log/slog"
 	"strconv"
+	"time"
 
+	"github.com/easgate/easgate/decision"
+	"github.com/easgate/easgate/eas"
 	"github.com/easgate/easgate/eas/wbxml"
 )
 
@@ -72,3 +77,31 @@ var pingNoChanges = func() []byte {
 	}
 	return b
 }()
+
+// learnDeviceInformation records what a Settings request says about the device (model, OS,
+// friendly name, ...; MS-ASCMD 2.2.3.50) in the registry: compliance rules on OS versions and the
+// remediation page use it. The request goes on unchanged whatever happens here.
+func (s *Server) learnDeviceInformation(st *reqState, body []byte) {
+	if s.admin == nil || len(body) == 0 {
+		return
+	}
+	doc, err := wbxml.Parse(body, bodyLimits)
+	if err != nil {
+		return
+	}
+	set, err := eas.ParseSettings(doc)
+	if err != nil || set.DeviceInformation == nil {
+		return
+	}
+	di := set.DeviceInformation
+	info := decision.DeviceInfo{Model: di.Model, IMEI: di.IMEI, FriendlyName: di.FriendlyName, OS: di.OS,
+		OSLanguage: di.OSLanguage, PhoneNumber: di.PhoneNumber, MobileOperator: di.MobileOperator, UserAgent: di.UserAgent}
+	if info == (decision.DeviceInfo{}) {
+		return
+	}
+	c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, err := s.admin.UpdateDeviceInfo(c, st.user, st.req.DeviceID, info); err != nil {
+		s.log.Warn("recording device information failed", slog.String("rid", st.rid), slog.String("err", err.Error()))
+	}
+}

@@ -87,8 +87,6 @@ type AdminConfig struct {
 // UsersConfig says how user names fold together and what the gateway knows of users.
 type UsersConfig struct {
 	UserNames `yaml:",inline"`
-	// Groups maps a canonical user to its groups, for policy targeting.
-	Groups map[string][]string `yaml:"groups"`
 	// Email maps a canonical user to the address remediation mail goes to. Default: the
 	// canonical user name when it has a domain.
 	Email map[string]string `yaml:"email"`

@@ -421,3 +421,51 @@ func TestAdminAPI(t *testing.T) {
 		t.Fatal("credentials in metrics")
 	}
 }
+
+func TestReleasedDeviceResynchronisesRealMailbox(t *testing.T) {
+	g := startGateway(t, func(_ *Config, p *decision.Policy) { p.UnknownDevice = decision.Quarantine })
+	folderSync := func(key string) []byte {
+		return mustEncode(wbxml.NewElement(wbxml.FolderHierarchyFolderSync, wbxml.NewText(wbxml.FolderHierarchySyncKey, key)))
+	}
+	// In quarantine: the local one-folder hierarchy, with the gateway's own SyncKey.
+	_, body := g.do(easReq{cmd: "FolderSync", user: "jdoe", device: "REL1", body: folderSync("0")})
+	doc, err := wbxml.Parse(body, wbxml.DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qkey := doc.Root.Find(wbxml.FolderHierarchySyncKey).Text()
+	if qkey == "" || g.up.hits.Load() != 0 {
+		t.Fatalf("quarantine FolderSync: key %q, upstream hits %d", qkey, g.up.hits.Load())
+	}
+	// Released by an admin: the next request passes, no admin step on the device.
+	if code, body := g.adminDo("POST", "/admin/v1/devices/jdoe@example.com/REL1/release", ""); code != 200 {
+		t.Fatalf("release: %d %s", code, body)
+	}
+	// The device still holds the quarantine key: the gateway answers "invalid sync key" itself,
+	// so the upstream never sees a key it did not issue...
+	resp, body := g.do(easReq{cmd: "FolderSync", user: "jdoe", device: "REL1", body: folderSync(qkey)})
+	if resp.StatusCode != 200 || statusOf(t, body) != "9" || g.up.hits.Load() != 0 {
+		t.Fatalf("stale quarantine key after release: %d status %q hits %d", resp.StatusCode, statusOf(t, body), g.up.hits.Load())
+	}
+	// ...and the device starts over against the real mailbox.
+	if resp, _ = g.do(easReq{cmd: "FolderSync", user: "jdoe", device: "REL1", body: folderSync("0")}); resp.StatusCode != 200 || g.up.hits.Load() != 1 {
+		t.Fatalf("resync: %d hits %d", resp.StatusCode, g.up.hits.Load())
+	}
+	if got := g.up.recorded()[0].body; got != string(folderSync("0")) {
+		t.Fatal("upstream did not get the device's FolderSync unchanged")
+	}
+}
+
+func TestSettingsDeviceInformationIsRecorded(t *testing.T) {
+	g := startGateway(t)
+	body := mustEncode(wbxml.NewElement(wbxml.SettingsSettings, wbxml.NewElement(wbxml.SettingsDeviceInformation,
+		wbxml.NewElement(wbxml.SettingsSet, wbxml.NewText(wbxml.SettingsModel, "iPhone15,2"),
+			wbxml.NewText(wbxml.SettingsFriendlyName, "Jane's iPhone"), wbxml.NewText(wbxml.SettingsOS, "iOS 17.1 21B74")))))
+	if resp, _ := g.do(easReq{cmd: "Settings", user: "jdoe", device: "SET1", body: body}); resp.StatusCode != 200 {
+		t.Fatalf("Settings: %d", resp.StatusCode)
+	}
+	d, err := g.engine.Device(context.Background(), "jdoe@example.com", "SET1")
+	if err != nil || d.Info.Model != "iPhone15,2" || d.Info.FriendlyName != "Jane's iPhone" || d.Info.OS != "iOS 17.1 21B74" {
+		t.Fatalf("recorded %+v, %v", d.Info, err)
+	}
+}

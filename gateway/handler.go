@@ -13,6 +13,7 @@ import (
 	"github.com/easgate/easgate/decision"
 	"github.com/easgate/easgate/eas"
 	"github.com/easgate/easgate/oauth"
+	"github.com/easgate/easgate/quarantine"
 )
 
 // reqState is everything the gateway learns about one EAS request, parsed once. It is pooled;
@@ -127,11 +128,10 @@ func (s *Server) easPipeline(ctx *fasthttp.RequestCtx, query []byte, st *reqStat
 		UserAgent:  st.req.UserAgent,
 		ClientAddr: st.addr,
 		Command:    st.req.Cmd.String(),
-		Groups:     s.groups[st.user],
 		Now:        time.Now(),
 	}
-	if st.identity != nil && len(st.identity.Groups) > 0 {
-		st.in.Groups = append(append([]string(nil), st.in.Groups...), st.identity.Groups...)
+	if st.identity != nil {
+		st.in.Groups = st.identity.Groups // merged with the policy's group members by the engine
 	}
 	dctx, cancel := context.WithTimeout(context.Background(), s.decideTimeout)
 	d, err := s.decider.Decide(dctx, &st.in)
@@ -160,7 +160,15 @@ func (s *Server) easPipeline(ctx *fasthttp.RequestCtx, query []byte, st *reqStat
 		return s.answerLocally(ctx, st)
 	}
 
-	// 6. Forward. Pings are held on a hijacked connection so that a device that goes away is
+	// 6. A device released from quarantine still holds the quarantine inbox's SyncKeys; the
+	// upstream must never see them. Answering with the "resynchronise" status makes the device
+	// start over against the real mailbox (a token scan, no allocation when there is none).
+	if a, stale := quarantine.Stale(st.req.Cmd, ctx.PostBody()); stale {
+		writeAnswer(&ctx.Response, &a)
+		return nil
+	}
+
+	// 7. Forward. Pings are held on a hijacked connection so that a device that goes away is
 	// noticed and its upstream request cancelled.
 	if st.req.Cmd == eas.CmdPing {
 		return s.holdPing(ctx, st)
@@ -213,6 +221,9 @@ func (s *Server) bindUser(st *reqState) error {
 
 // forward sends an allowed request to the backend and streams its answer back.
 func (s *Server) forward(ctx *fasthttp.RequestCtx, st *reqState) error {
+	if st.req.Cmd == eas.CmdSettings {
+		s.learnDeviceInformation(st, ctx.PostBody())
+	}
 	opt := upstream.ForwardOptions{
 		Class:      upstream.ClassNormal,
 		Idempotent: st.req.Cmd == eas.CmdNone || st.req.Cmd.Idempotent(),

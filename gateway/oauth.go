@@ -219,7 +219,7 @@ func (r registryDevices) CheckDevice(ctx context.Context, user, deviceID string)
 	if !ok {
 		return false, "", fmt.Errorf("gateway: unusable user %q", user)
 	}
-	d, err := r.s.decider.Decide(ctx, &decision.Input{User: cu, DeviceID: deviceID, Command: "TokenExchange", Groups: r.s.groups[cu], Now: time.Now()})
+	d, err := r.s.decider.Decide(ctx, &decision.Input{User: cu, DeviceID: deviceID, Command: "TokenExchange", Now: time.Now()})
 	if err != nil {
 		return false, "", err
 	}

@@ -513,8 +513,9 @@ func (s *Server) loadProvState(st *reqState) (provState, error) {
 // setPolicyKey makes the request carry key to the upstream: the X-MS-PolicyKey header, or
 // the policy key field of a base64-encoded query (MS-ASHTTP 2.2.1.1.1.1).
 func setPolicyKey(ctx *fasthttp.RequestCtx, st *reqState, key uint32) {
+	var num [10]byte
 	if !st.req.Base64 {
-		ctx.Request.Header.Set(eas.HeaderPolicyKey, strconv.FormatUint(uint64(key), 10))
+		ctx.Request.Header.SetBytesV(eas.HeaderPolicyKey, strconv.AppendUint(num[:0], uint64(key), 10))
 		return
 	}
 	r := st.req.Clone()
@@ -529,7 +530,7 @@ func setPolicyKey(ctx *fasthttp.RequestCtx, st *reqState, key uint32) {
 	}
 	ctx.Request.Header.SetRequestURI(string(path) + "?" + string(q))
 	if len(ctx.Request.Header.Peek(eas.HeaderPolicyKey)) > 0 {
-		ctx.Request.Header.Set(eas.HeaderPolicyKey, strconv.FormatUint(uint64(key), 10))
+		ctx.Request.Header.SetBytesV(eas.HeaderPolicyKey, strconv.AppendUint(num[:0], uint64(key), 10))
 	}
 }
 

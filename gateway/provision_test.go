@@ -6,6 +6,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,6 +59,9 @@ func (pu *policyUpstream) handle(t *testing.T, w http.ResponseWriter, r *http.Re
 	var req eas.Request
 	_ = eas.ParseQuery([]byte(r.URL.RawQuery), &req)
 	key := r.Header.Get("X-MS-PolicyKey")
+	if req.Base64 && req.HasPolicyKey {
+		key = strconv.FormatUint(uint64(req.PolicyKey), 10)
+	}
 	pu.mu.Lock()
 	pu.seen = append(pu.seen, upstreamSeen{cmd: req.Cmd, policyKey: key, body: body})
 	pu.mu.Unlock()
@@ -146,10 +150,26 @@ type device struct {
 	id      string
 	version string
 	key     string // current policy key ("" before provisioning)
+	base64  bool   // MS-ASHTTP base64-encoded query: the key travels in the query
 }
 
 func (d *device) req(cmd string, body []byte) easReq {
 	r := easReq{cmd: cmd, user: "jdoe", device: d.id, version: d.version, body: body}
+	if d.base64 {
+		c, _ := eas.ParseCommand(cmd)
+		v, _ := eas.ParseVersion(d.version)
+		q := &eas.Request{Cmd: c, User: "jdoe", DeviceID: d.id, DeviceType: "iPhone", Version: v}
+		if d.key != "" {
+			k, _ := strconv.ParseUint(d.key, 10, 32)
+			q.PolicyKey, q.HasPolicyKey = uint32(k), true
+		}
+		b, err := q.AppendBase64Query(nil)
+		if err != nil {
+			d.t.Fatal(err)
+		}
+		r.rawQuery = string(b)
+		return r
+	}
 	if d.key != "" {
 		r.header = map[string]string{"X-MS-PolicyKey": d.key}
 	}
@@ -240,7 +260,7 @@ func (d *device) expectProvisionStatus(resp *http.Response, body []byte, st eas.
 	}
 }
 
-func boolOf(d *eas.PolicyDocument, p *bool) string {
+func boolOf(p *bool) string {
 	if p == nil {
 		return "absent"
 	}
@@ -270,8 +290,8 @@ func TestProvisioning_GatewayIsAuthority_MS_ASPROV_4_1(t *testing.T) {
 			// Phase 2 and 3.
 			before := len(pu.recorded())
 			doc, temp := d.initial()
-			if doc.MinDevicePasswordLength == nil || *doc.MinDevicePasswordLength != 8 || boolOf(doc, doc.AllowCamera) != "false" ||
-				boolOf(doc, doc.RequireDeviceEncryption) != "true" || intOf(doc.MaxInactivityTimeDeviceLock) != "300" {
+			if doc.MinDevicePasswordLength == nil || *doc.MinDevicePasswordLength != 8 || boolOf(doc.AllowCamera) != "false" ||
+				boolOf(doc.RequireDeviceEncryption) != "true" || intOf(doc.MaxInactivityTimeDeviceLock) != "300" {
 				t.Fatalf("policy sent: %+v", doc)
 			}
 			// A command with the temporary key is refused.
@@ -380,15 +400,15 @@ func TestProvisioning_StricterOfUpstream(t *testing.T) {
 				"AllowBluetooth": "2", "MaxAttachmentSize": "-1"}
 			got := map[string]string{"MinDevicePasswordLength": intOf(doc.MinDevicePasswordLength),
 				"MaxInactivityTimeDeviceLock": intOf(doc.MaxInactivityTimeDeviceLock),
-				"AllowBluetooth": intOf(doc.AllowBluetooth), "MaxAttachmentSize": intOf(doc.MaxAttachmentSize)}
+				"AllowBluetooth":              intOf(doc.AllowBluetooth), "MaxAttachmentSize": intOf(doc.MaxAttachmentSize)}
 			for k, v := range want {
 				if got[k] != v {
 					t.Errorf("%s = %s, want %s", k, got[k], v)
 				}
 			}
-			if boolOf(doc, doc.AllowCamera) != "false" || boolOf(doc, doc.RequireDeviceEncryption) != "true" || boolOf(doc, doc.DevicePasswordEnabled) != "true" {
-				t.Errorf("booleans: camera %s encryption %s password %s", boolOf(doc, doc.AllowCamera),
-					boolOf(doc, doc.RequireDeviceEncryption), boolOf(doc, doc.DevicePasswordEnabled))
+			if boolOf(doc.AllowCamera) != "false" || boolOf(doc.RequireDeviceEncryption) != "true" || boolOf(doc.DevicePasswordEnabled) != "true" {
+				t.Errorf("booleans: camera %s encryption %s password %s", boolOf(doc.AllowCamera),
+					boolOf(doc.RequireDeviceEncryption), boolOf(doc.DevicePasswordEnabled))
 			}
 			resp, body := d.ack(temp, eas.PolicyAckSuccess)
 			p := provisionResponse(t, body)
@@ -415,6 +435,49 @@ func TestProvisioning_StricterOfUpstream(t *testing.T) {
 	}
 }
 
+// TestProvisioning_Base64QueryCarriesUpstreamKey: a device using the base64-encoded query
+// (MS-ASHTTP 2.2.1.1.1.1) carries its policy key in the query; the upstream gets its own key
+// there, in the acknowledgement and on later commands.
+func TestProvisioning_Base64QueryCarriesUpstreamKey(t *testing.T) {
+	up, pu := startPolicyUpstream(t, policyDoc(t, "DevicePasswordEnabled", "true"))
+	g := startGatewayWith(t, up, withEASPolicy(gatewayPolicy))
+	d := &device{t: t, g: g, id: "B64DEV", version: "14.1", base64: true}
+	d.provision()
+	resp, body := d.do("Sync", syncRequest)
+	if resp.StatusCode != 200 || string(body) != string(syncResponse) {
+		t.Fatalf("base64 Sync: %d %q", resp.StatusCode, body)
+	}
+	seen := pu.recorded()
+	if len(seen) != 3 || seen[1].policyKey != strconv.FormatUint(uint64(pu.tempKey), 10) ||
+		seen[2].policyKey != strconv.FormatUint(uint64(pu.finalKey), 10) {
+		t.Fatalf("upstream saw keys %+v", seen)
+	}
+	// A gateway policy change: 143, re-provisioning through the upstream, and on.
+	if err := g.srv.SetProvisioning(ProvisioningConfig{Default: "corp", Policies: []EASPolicyConfig{{Name: "corp",
+		Settings: map[string]any{"AllowBrowser": false}}}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, body = d.do("Sync", syncRequest)
+	d.expectProvisionStatus(resp, body, eas.StatusPolicyRefresh)
+	if doc := d.provision(); boolOf(doc.AllowBrowser) != "false" || boolOf(doc.DevicePasswordEnabled) != "true" {
+		t.Fatalf("re-provisioned policy: %+v", doc)
+	}
+	if resp, _ := d.do("Sync", syncRequest); resp.StatusCode != 200 {
+		t.Fatalf("after re-provisioning: %d", resp.StatusCode)
+	}
+}
+
+// TestProvisioning_LegacyDevices: EAS 2.5 cannot receive a WBXML policy; under a policy it
+// is refused (legacy_devices: block, the default).
+func TestProvisioning_LegacyDevices(t *testing.T) {
+	up, pu := startPolicyUpstream(t, nil)
+	g := startGatewayWith(t, up, withEASPolicy(gatewayPolicy))
+	resp, _ := g.do(easReq{cmd: "Sync", user: "jdoe", device: "WM2003", version: "2.5", body: syncRequest})
+	if resp.StatusCode != 403 || len(pu.recorded()) != 0 {
+		t.Fatalf("2.5 device: %d, upstream saw %d", resp.StatusCode, len(pu.recorded()))
+	}
+}
+
 // TestProvisioning_NoLoopForVersionSpecificElements: a policy with 12.1 elements never makes
 // a 12.0 client provision in a loop: it is sent only what 12.0 defines, and what it
 // acknowledged stays current on every later command. A 14.1 client gets the full document.
@@ -434,7 +497,7 @@ func TestProvisioning_NoLoopForVersionSpecificElements(t *testing.T) {
 	}
 	modern := &device{t: t, g: g, id: "MODERN141", version: "14.1"}
 	doc = modern.provision()
-	if boolOf(doc, doc.AllowCamera) != "false" || boolOf(doc, doc.RequireDeviceEncryption) != "true" {
+	if boolOf(doc.AllowCamera) != "false" || boolOf(doc.RequireDeviceEncryption) != "true" {
 		t.Fatalf("14.1 client was sent: %+v", doc)
 	}
 	resp, _ := modern.do("Sync", syncRequest)
@@ -651,10 +714,9 @@ func TestAccountOnlyWipe_12_1_FallsBackToBlock(t *testing.T) {
 			}{{"Sync", syncRequest}, {"Provision", encodeProvision(t, &eas.Provision{})},
 				{"Provision", encodeProvision(t, &eas.Provision{Policies: []*eas.Policy{{PolicyType: eas.PolicyTypeWBXML}}})}} {
 				resp, body := d.do(r.cmd, r.body)
-				if strings.Contains(string(body), "\x0c") && len(body) > 0 {
-					if doc, err := wbxml.Parse(body, wbxml.DefaultLimits); err == nil && doc.Root.Find(wbxml.ProvisionRemoteWipe) != nil {
-						t.Fatalf("%s: a full wipe was sent for an account-only request", r.cmd)
-					}
+				if doc, err := wbxml.Parse(body, wbxml.DefaultLimits); err == nil && len(body) > 0 &&
+					(doc.Root.Find(wbxml.ProvisionRemoteWipe) != nil || doc.Root.Find(wbxml.ProvisionAccountOnlyRemoteWipe) != nil) {
+					t.Fatalf("%s: a wipe directive was sent to a device that cannot do an account-only wipe", r.cmd)
 				}
 				if ver == "12.1" && resp.StatusCode != 403 {
 					t.Fatalf("%s: HTTP %d, want 403", r.cmd, resp.StatusCode)
@@ -750,5 +812,31 @@ func TestProvisioningConfigValidation(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %s: %v", want, err)
 		}
+	}
+}
+
+// TestExamplePolicyFileIsValid keeps examples/policy.yaml loadable.
+func TestExamplePolicyFileIsValid(t *testing.T) {
+	b, err := os.ReadFile("../examples/policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "listen:\n  external_url: https://gw.example.com\nadmin:\n  token: " + testAdminToken +
+		"\nportal:\n  key: test-portal-key-0123456789abcdefghijklmnop\nbackend:\n  eas:\n    url: https://up.example.com/Microsoft-Server-ActiveSync\n"
+	cfg, err := ParseConfig(append([]byte(base), b...), func(name string) (string, bool) {
+		return strings.Repeat("s", 40), name == "EASGATE_POLICY_KEY_SECRET"
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := compileEASPolicies(&cfg.Provisioning)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := set.selectFor([]string{"board"}); p == nil || p.name != "executives" {
+		t.Fatalf("board member: %+v", p)
+	}
+	if d := set.selectFor(nil).variant[eas.V161].doc; intOf(d.MinDevicePasswordLength) != "6" {
+		t.Fatalf("standard policy: %+v", d)
 	}
 }

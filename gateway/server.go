@@ -56,7 +56,6 @@ type Server struct {
 	cfg           *Config
 	log           *slog.Logger
 	names         UserNames
-	groups        map[string][]string
 	trusted       []netip.Prefix
 	easURL        string
 	decider       Decider
@@ -103,7 +102,6 @@ func New(cfg *Config, deps Deps) (*Server, error) {
 		cfg:           cfg,
 		log:           log,
 		names:         cfg.Users.UserNames,
-		groups:        make(map[string][]string),
 		easURL:        trimSlash(cfg.Listen.ExternalURL) + "/Microsoft-Server-ActiveSync",
 		decider:       deps.Decider,
 		backend:       deps.Backend,
@@ -112,11 +110,6 @@ func New(cfg *Config, deps Deps) (*Server, error) {
 		decideTimeout: 2 * time.Second,
 		maxHeartbeat:  int(cfg.Ping.MaxHeartbeat / time.Second),
 		pings:         newPingHub(cfg.Ping.PingLimits),
-	}
-	for u, g := range cfg.Users.Groups {
-		if cu, ok := s.names.canonicalUser(u); ok {
-			s.groups[cu] = g
-		}
 	}
 	for _, p := range cfg.Listen.TrustedProxies {
 		pfx, err := netip.ParsePrefix(p)

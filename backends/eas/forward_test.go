@@ -402,6 +402,35 @@ func TestForward_TLSWithCABundleAndServerName(t *testing.T) {
 	wantKind(t, err, KindDown)
 }
 
+func TestForward_MutualTLSClientCertificate(t *testing.T) {
+	tt := newTestTLS(t)
+	ln := tt.listenMutual(t)
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		ctx.SetBodyString("hello " + ctx.TLSConnectionState().PeerCertificates[0].Subject.CommonName)
+	}}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Shutdown() })
+	url := "https://" + ln.Addr().String() + easPath
+
+	cfg := testConfig(url)
+	cfg.TLS = TLSConfig{CAFile: tt.caFile, ServerName: "mail.test", CertFile: tt.clientCert, KeyFile: tt.clientKey}
+	u := mustNew(t, cfg)
+	_, body, err := forwardAll(context.Background(), u, easRequest("Cmd=Sync", nil), ForwardOptions{})
+	if err != nil || string(body) != "hello easgate gateway" {
+		t.Fatalf("mutual TLS: %v %q", err, body)
+	}
+	// Without the client certificate the upstream refuses the handshake.
+	cfg.TLS.CertFile, cfg.TLS.KeyFile = "", ""
+	u2 := mustNew(t, cfg)
+	_, _, err = forwardAll(context.Background(), u2, easRequest("Cmd=Sync", nil), ForwardOptions{})
+	wantKind(t, err, KindDown)
+	// Half a key pair is a configuration error.
+	cfg.TLS.CertFile = tt.clientCert
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "CertFile and KeyFile") {
+		t.Errorf("CertFile without KeyFile: %v", err)
+	}
+}
+
 func TestForward_SaturatedWhenPoolFull(t *testing.T) {
 	release := make(chan struct{})
 	up := startFastUpstream(t, func(ctx *fasthttp.RequestCtx) { <-release })

@@ -724,8 +724,9 @@ func classify(op string, err error) *Error {
 	var oe *net.OpError
 	var te *tls.CertificateVerificationError
 	var re tls.RecordHeaderError
+	var ae tls.AlertError
 	switch {
-	case errors.As(err, &te), errors.As(err, &re):
+	case errors.As(err, &te), errors.As(err, &re), errors.As(err, &ae):
 		return newErr(KindDown, op, err)
 	case errors.As(err, &oe), errors.As(err, &ne), errors.Is(err, syscall.ECONNRESET),
 		errors.Is(err, syscall.EPIPE), errors.Is(err, net.ErrClosed), errors.Is(err, syscall.ECONNREFUSED):

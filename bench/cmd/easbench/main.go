@@ -58,7 +58,7 @@ func run() error {
 		devices     = flag.Int("devices", 500, "simulated devices")
 		pingHold    = flag.Duration("ping-hold", 200*time.Millisecond, "how long the upstream holds a Ping in compare mode")
 		mixFlag     = flag.String("mix", "", "command weights, e.g. Sync=60,Ping=15,FolderSync=15,SendMail=5,ItemOperations=5")
-		workers     = flag.Int("nginx-workers", 1, "nginx worker_processes")
+		workers     = flag.Int("nginx-workers", 0, "nginx worker_processes (default 1 for compare; 2 for rss, since 9,000 held Pings are 18,000 connections and one worker's fds are capped at 20,000)")
 		proxyCPUs   = flag.String("proxy-cpus", "1", "taskset CPU list for nginx (and the gateway); empty: no pinning")
 		clientCPUs  = flag.String("client-cpus", "0", "taskset CPU list for this process; empty: no pinning")
 		levels      = flag.String("levels", "1000,4000,9000", "held Ping levels for -mode rss")
@@ -82,6 +82,12 @@ func run() error {
 	}
 
 	hold := *pingHold
+	if *workers <= 0 {
+		*workers = 1
+		if *mode == "rss" {
+			*workers = 2
+		}
+	}
 	if *mode == "rss" {
 		hold = 10 * time.Minute // held until released
 	}
