@@ -12,6 +12,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/easgate/easgate/decision"
+	"github.com/easgate/easgate/notifier"
 )
 
 // The admin REST API, under /admin/v1/ (already authenticated by handleAdmin):
@@ -86,6 +87,13 @@ func (s *Server) serveAdminAPI(ctx *fasthttp.RequestCtx, path string) {
 		}
 	case len(parts) == 1 && parts[0] == "audit" && method == "GET":
 		v, err = s.audit(c, ctx.QueryArgs())
+	case len(parts) == 1 && parts[0] == "outbox" && method == "GET" && s.notices != nil:
+		items, lerr := s.notices.n.Outbox().List(c, notifier.ListFilter{State: notifier.State(ctx.QueryArgs().Peek("state")),
+			User: string(ctx.QueryArgs().Peek("user")), Limit: ctx.QueryArgs().GetUintOrZero("limit")})
+		v, err = map[string]any{"messages": items}, lerr
+	case len(parts) == 3 && parts[0] == "outbox" && parts[2] == "requeue" && method == "POST" && s.notices != nil:
+		err = s.notices.n.Outbox().Requeue(c, parts[1], time.Now())
+		v = map[string]string{"result": "requeued"}
 	default:
 		adminJSONError(ctx, 404, "no such endpoint")
 		return
@@ -97,7 +105,20 @@ func (s *Server) serveAdminAPI(ctx *fasthttp.RequestCtx, path string) {
 	adminJSON(ctx, 200, v)
 }
 
-func (s *Server) deviceAction(c context.Context, ctx *fasthttp.RequestCtx, user, id, verb, actor string) (any, error) {
+func (s *Server) deviceAction(c context.Context, ctx *fasthttp.RequestCtx, user, id, verb, actor string) (v any, err error) {
+	defer func() {
+		if err != nil || s.notices == nil {
+			return
+		}
+		switch verb {
+		case "block":
+			s.notices.admin(notifier.EventBlock, user, id, "admin_block")
+		case "release", "allow":
+			s.notices.admin(notifier.EventRelease, user, id, "admin_allow")
+		case "wipe":
+			s.notices.admin(notifier.EventWipe, user, id, "wipe_requested")
+		}
+	}()
 	switch verb {
 	case "allow", "release":
 		return s.admin.SetOverride(c, user, id, decision.OverrideAllow, actor)
@@ -208,7 +229,7 @@ func (s *Server) adminError(ctx *fasthttp.RequestCtx, err error) {
 		adminJSONError(ctx, 400, br.msg)
 	case errors.Is(err, errAdminNotFound):
 		adminJSONError(ctx, 404, "no such endpoint")
-	case errors.Is(err, decision.ErrNotFound):
+	case errors.Is(err, decision.ErrNotFound), errors.Is(err, notifier.ErrNotFound):
 		adminJSONError(ctx, 404, "no such device")
 	case errors.Is(err, decision.ErrInvalidState):
 		adminJSONError(ctx, 409, err.Error())

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -14,6 +15,7 @@ import (
 	"github.com/easgate/easgate/decision"
 	"github.com/easgate/easgate/decision/postgres"
 	"github.com/easgate/easgate/decision/sqlite"
+	"github.com/easgate/easgate/notifier"
 	"github.com/easgate/easgate/quarantine"
 	"github.com/easgate/easgate/quarantine/portal"
 )
@@ -72,7 +74,7 @@ func Open(ctx context.Context, cfg *Config, log *slog.Logger) (a *App, err error
 
 	// The remediation portal and the quarantine responder share the signed-link maker.
 	base := trimSlash(cfg.Listen.ExternalURL)
-	signer, err := portal.NewSigner([]byte(cfg.Portal.Key), base+"/portal/")
+	signer, err := portal.NewSigner([]byte(cfg.Portal.Key), base)
 	if err != nil {
 		return nil, err
 	}
@@ -103,6 +105,32 @@ func Open(ctx context.Context, cfg *Config, log *slog.Logger) (a *App, err error
 	srv, err := New(cfg, Deps{Decider: engine, Backend: backend, Admin: engine, Responder: responder, Log: log})
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Notify.enabled() {
+		path := cfg.Notify.Outbox
+		if path == "" {
+			path = filepath.Join(filepath.Dir(cfg.Store.Path), "easgate-outbox.db")
+		}
+		ob, err := notifier.OpenSQLite(ctx, path)
+		if err != nil {
+			return nil, err
+		}
+		a.closers = append(a.closers, ob.Close)
+		n, err := notifier.New(cfg.Notify.notifierConfig(), ob, notifier.WithLogger(log))
+		if err != nil {
+			return nil, err
+		}
+		n.Start()
+		a.closers = append([]func() error{n.Close}, a.closers...)
+		email := make(map[string]string)
+		for u, addr := range cfg.Users.Email {
+			if cu, ok := srv.names.canonicalUser(u); ok {
+				email[cu] = addr
+			}
+		}
+		srv.notices = newNotices(n, responder, email, cfg.Notify.DedupWindow, func(op string, err error) {
+			log.Warn("notification failed", "op", op, "err", err.Error())
+		})
 	}
 	srv.portalLink = func(user, device string) string {
 		return signer.Link(user, device, time.Now().Add(linkTTL(qcfg)))

@@ -42,6 +42,8 @@ type Config struct {
 	Quarantine quarantine.Config `yaml:"quarantine"`
 	// Portal is the remediation web page.
 	Portal PortalConfig `yaml:"portal"`
+	// Notify sends the remediation e-mail and the admin alerts.
+	Notify NotifyConfig `yaml:"notify"`
 	// Provisioning is the gateway's EAS policy (MS-ASPROV); see ProvisioningConfig
 	// (gateway/provision.go). Default: none, provisioning is left to the upstream.
 	Provisioning ProvisioningConfig `yaml:"provisioning"` // provisioning (see provision.go)

@@ -160,6 +160,10 @@ func (s *Server) easPipeline(ctx *fasthttp.RequestCtx, query []byte, st *reqStat
 		return s.answerLocally(ctx, st)
 	}
 
+	if s.notices != nil {
+		s.notices.allowed(st.user, st.req.DeviceID)
+	}
+
 	// 6. A device released from quarantine still holds the quarantine inbox's SyncKeys; the
 	// upstream must never see them. Answering with the "resynchronise" status makes the device
 	// start over against the real mailbox (a token scan, no allocation when there is none).

@@ -28,6 +28,9 @@ func (s *Server) answerLocally(ctx *fasthttp.RequestCtx, st *reqState) error {
 	if err != nil {
 		return err
 	}
+	if s.notices != nil && st.dec.Action == decision.Quarantine {
+		s.notices.quarantined(st, s.responder.Language(&st.req))
+	}
 	if a.Hold <= 0 {
 		writeAnswer(&ctx.Response, &a)
 		return nil

@@ -263,7 +263,9 @@ func compileEASPolicies(p *ProvisioningConfig) (*easPolicySet, error) {
 			h.Write([]byte(pc.Name))
 			h.Write([]byte{0})
 			h.Write(b)
-			ep.variant[v] = policyVariant{doc: vd, tag: pc.Version + "+" + hex.EncodeToString(h.Sum(nil)[:6])}
+			// The protocol version rides along in the build metadata, so that an admin can be
+			// told before requesting an account-only wipe that the device cannot receive it.
+			ep.variant[v] = policyVariant{doc: vd, tag: pc.Version + "+" + hex.EncodeToString(h.Sum(nil)[:6]) + "-v" + strconv.Itoa(int(v))}
 		}
 		set.policies = append(set.policies, ep)
 		if pc.Name == p.Default {
@@ -837,6 +839,40 @@ func (s *Server) answerWipe(ctx *fasthttp.RequestCtx, st *reqState) (bool, error
 	}
 	directive.Status = eas.ProvisionSuccess
 	return true, writeProvision(&ctx.Response, directive)
+}
+
+// AccountOnlyWipeCheck is for the admin API, before it requests an account-only wipe: it
+// refuses (an error wrapping decision.ErrInvalidState, answered 409) when the device last
+// acknowledged a gateway policy speaking a protocol version before 16.1, which has no
+// AccountOnlyRemoteWipe. A device whose version the gateway does not know passes; if it turns
+// out not to speak 16.1, delivery blocks it instead (answerWipe). Never a full wipe.
+func (s *Server) AccountOnlyWipeCheck(ctx context.Context, user, deviceID string) error {
+	if s.admin == nil {
+		return nil
+	}
+	dev, err := s.admin.Device(ctx, user, deviceID)
+	if err != nil {
+		return err
+	}
+	if v, ok := ackedProtocolVersion(dev.Provisioning.PolicyVersionAcked); ok && v < eas.V161 {
+		return fmt.Errorf("%w: the device speaks EAS %v; an account-only wipe needs 16.1 (request a full wipe or block it)",
+			decision.ErrInvalidState, v)
+	}
+	return nil
+}
+
+// ackedProtocolVersion reads the protocol version from an acknowledged policy tag
+// ("<version>+<fingerprint>-v<nnn>").
+func ackedProtocolVersion(tag string) (eas.Version, bool) {
+	i := strings.LastIndex(tag, "-v")
+	if i < 0 || !strings.Contains(tag[:i], "+") {
+		return 0, false
+	}
+	n, err := strconv.Atoi(tag[i+2:])
+	if err != nil || !eas.Version(n).Valid() {
+		return 0, false
+	}
+	return eas.Version(n), true
 }
 
 var errAccountWipeVersion = &httpError{status: 403, text: "account-only wipe needs EAS 16.1; device blocked"}

