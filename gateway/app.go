@@ -33,14 +33,14 @@ type App struct {
 }
 
 // Open builds every part of a gateway node from cfg. Nothing listens yet; see Run.
-func Open(ctx context.Context, cfg *Config, log *slog.Logger) (a *App, err error) {
+func Open(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	a = &App{cfg: cfg, log: log}
+	a := &App{cfg: cfg, log: log}
 	defer func() {
 		if err != nil {
-			a.Close()
+			a.Close() // whatever was opened before the failure
 		}
 	}()
 

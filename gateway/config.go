@@ -350,6 +350,14 @@ func (c *Config) validate() []error {
 	if c.Limits.MaxRequestBody < 0 {
 		bad("limits.max_request_body", "must not be negative")
 	}
+	if c.OAuth.TokenService.Enabled && len(c.OAuth.Issuers) == 0 {
+		bad("oauth.token_service", "exchanges tokens of a trusted issuer: list at least one in oauth.issuers")
+	}
+	for i, is := range c.OAuth.Issuers {
+		if is.Issuer == "" || (is.JWKSURL == "" && is.DiscoveryURL == "") {
+			bad(fmt.Sprintf("oauth.issuers[%d]", i), "needs issuer and jwks_url or discovery_url")
+		}
+	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":
 	default:

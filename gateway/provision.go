@@ -399,6 +399,8 @@ type provState struct {
 	acked  uint32
 	tag    string
 	loaded time.Time
+	pad    uint32 // provisioner.pad of the device, computed once (HMAC allocates)
+	hasPad bool
 	// Between the initial request and the acknowledgement: whether the upstream had a
 	// policy (0 unknown, 1 yes, 2 no) and the tag of the document sent.
 	upstream   uint8
@@ -489,7 +491,11 @@ func (s *Server) checkPolicyKey(ctx *fasthttp.RequestCtx, st *reqState, pol *eas
 		return true, s.provStatus(ctx, st, reasonPolicyRefresh)
 	}
 	if !p.localOnly {
-		setPolicyKey(ctx, st, st.req.PolicyKey^p.pad(st.user, st.req.DeviceID))
+		pad := state.pad
+		if !state.hasPad {
+			pad = p.pad(st.user, st.req.DeviceID)
+		}
+		setPolicyKey(ctx, st, st.req.PolicyKey^pad)
 	}
 	return false, nil
 }
@@ -502,8 +508,9 @@ func (s *Server) loadProvState(st *reqState) (provState, error) {
 		return provState{}, fmt.Errorf("gateway: provisioning state: %w", err)
 	}
 	var out provState
+	pad := s.prov.pad(st.user, st.req.DeviceID)
 	s.prov.cache.update(st.user, st.req.DeviceID, func(v *provState) {
-		v.acked, v.tag, v.loaded = 0, "", time.Now()
+		v.acked, v.tag, v.loaded, v.pad, v.hasPad = 0, "", time.Now(), pad, true
 		if dev.Provisioning.Acknowledged() {
 			v.acked, v.tag = dev.Provisioning.PolicyKeyAcked, dev.Provisioning.PolicyVersionAcked
 		}
@@ -768,8 +775,9 @@ func (s *Server) provisionAck(ctx *fasthttp.RequestCtx, st *reqState, pr *eas.Po
 	if _, err := s.admin.AckPolicyKey(c, st.user, st.req.DeviceID, final, tag); err != nil {
 		return fmt.Errorf("gateway: acknowledge policy key: %w", err)
 	}
+	pad := p.pad(st.user, st.req.DeviceID)
 	p.cache.update(st.user, st.req.DeviceID, func(v *provState) {
-		*v = provState{acked: final, tag: tag, loaded: time.Now()}
+		*v = provState{acked: final, tag: tag, loaded: time.Now(), pad: pad, hasPad: true}
 	})
 	ctx.Response.Header.Del("Content-Length")
 	return writeProvision(&ctx.Response, out)

@@ -326,24 +326,6 @@ func TestProvisioning_GatewayIsAuthority_MS_ASPROV_4_1(t *testing.T) {
 				!strings.HasPrefix(dev.Provisioning.PolicyVersionAcked, "1+") {
 				t.Fatalf("registry: %+v", dev.Provisioning)
 			}
-			// Ping carries no key (MS-ASPROV 3.1.5.1) and is not refused for it.
-			d.key = ""
-			// (A fresh connection: a held Ping hijacks the connection it arrives on.)
-			preq, _ := http.NewRequest("POST", "http://"+g.addr+"/Microsoft-Server-ActiveSync?Cmd=Ping&User=jdoe&DeviceId="+d.id+"&DeviceType=iPhone",
-				strings.NewReader(string(pingRequest(60))))
-			preq.SetBasicAuth("jdoe", "secret-jdoe")
-			preq.Header.Set("MS-ASProtocolVersion", ver)
-			preq.Header.Set("User-Agent", "Apple-iPhone/1")
-			pc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-			presp, err := pc.Do(preq)
-			if err != nil {
-				t.Fatal(err)
-			}
-			pbody, _ := io.ReadAll(presp.Body)
-			presp.Body.Close()
-			if presp.StatusCode != 200 || statusOf(t, pbody) != "1" {
-				t.Fatalf("Ping without a policy key: %d %q", presp.StatusCode, pbody)
-			}
 			// A stale key: 144 InvalidPolicyKey.
 			d.key = temp
 			resp, body = d.do("Sync", syncRequest)
@@ -891,24 +873,28 @@ func TestPolicyKeyCheckDoesNotAllocate(t *testing.T) {
 	}
 }
 
-func BenchmarkPolicyKeyCheck(b *testing.B) {
-	b.ReportAllocs()
-	set, err := compileEASPolicies(&ProvisioningConfig{Default: "corp", Policies: []EASPolicyConfig{{Name: "corp", Version: "1", Settings: gatewayPolicy}}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	p := &provisioner{secret: []byte("0123456789abcdef0123456789abcdef")}
-	p.cache.max, p.cache.ttl = 1000, time.Hour
-	p.set.Store(set)
-	p.cache.update("jdoe@example.com", "D1", func(v *provState) {
-		*v = provState{acked: 42, tag: set.def.variant[eas.V141].tag, loaded: time.Now()}
-	})
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		pol := p.set.Load().selectFor(nil)
-		st, _ := p.cache.get("jdoe@example.com", "D1")
-		if st.acked != 42 || st.tag != pol.variant[eas.V141].tag {
-			b.Fatal("mismatch")
+// TestProvisioning_PingNeedsNoKey: Ping carries no policy key (MS-ASPROV 3.1.5.1: the key is
+// sent with every command but Autodiscover, Ping and OPTIONS), so a device's Ping is never
+// refused for want of one, not even before it provisioned.
+func TestProvisioning_PingNeedsNoKey(t *testing.T) {
+	up, _ := startPolicyUpstream(t, nil)
+	g := startGatewayWith(t, up, withEASPolicy(gatewayPolicy))
+	for _, ver := range []string{"12.1", "14.1", "16.1"} {
+		var ctx fasthttp.RequestCtx
+		ctx.Request.Header.Set("MS-ASProtocolVersion", ver)
+		st := &reqState{user: "jdoe@example.com", dec: decision.Decision{Action: decision.Allow}}
+		if err := eas.ParseQuery([]byte("Cmd=Ping&User=jdoe&DeviceId=NEVERPROV&DeviceType=iPhone"), &st.req); err != nil {
+			t.Fatal(err)
+		}
+		if err := eas.ParseHeaders(ctx.Request.Header.Peek, &st.req); err != nil {
+			t.Fatal(err)
+		}
+		if done, err := g.srv.provisioning(&ctx, st); done || err != nil {
+			t.Fatalf("%s: Ping was answered by the provisioning step (%d)", ver, ctx.Response.StatusCode())
+		}
+		st.req.Cmd = eas.CmdFolderSync
+		if done, _ := g.srv.provisioning(&ctx, st); !done {
+			t.Fatalf("%s: FolderSync without a key was let through", ver)
 		}
 	}
 }

@@ -244,3 +244,7 @@ type fasthttpLogger struct{ log *slog.Logger }
 func (l fasthttpLogger) Printf(format string, args ...any) {
 	l.log.Debug("http", slog.String("msg", fmt.Sprintf(format, args...)))
 }
+
+// ClientHandler is the client listener's request handler, for embedding the gateway in another
+// fasthttp server and for fuzzing the whole request path in-process.
+func (s *Server) ClientHandler() fasthttp.RequestHandler { return s.handleClient }

@@ -3,6 +3,7 @@ package imap
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"syscall"
@@ -25,7 +26,7 @@ func BenchmarkDovecot10k(b *testing.B) {
 	user := "bench@" + d.Domain
 	dc := desktop(b, d.IMAPAddr, user, "pw")
 	seedMaildir(b, d, dc, "bench", n)
-	warmDovecot(b, dc)
+	// warmDovecot(b, dc)
 	st := openStore(b, b.TempDir())
 	backend, err := New(Config{IMAPAddr: d.IMAPAddr, Domain: d.Domain}, st)
 	if err != nil {
@@ -150,33 +151,46 @@ func changeBatch(tb testing.TB, dc *imapclient.Client, user string, round *int) 
 	*round++
 }
 
-// seedMaildir writes n messages straight into the user's Maildir/new and lets Dovecot index
-// them on the next SELECT: APPENDing 10,000 messages one by one rewrites dovecot-uidlist each
-// time and takes minutes on a shared machine, which is setup, not what is measured.
+// seedMaildir puts n messages into the user's INBOX with `doveadm import` from a maildir
+// written here: one Dovecot save transaction, so Dovecot indexes and caches them as it does for
+// delivered mail, in seconds instead of the minutes 10,000 APPENDs take (each rewrites
+// dovecot-uidlist).
 func seedMaildir(tb testing.TB, d *servers.Dovecot, dc *imapclient.Client, name string, n int) {
 	tb.Helper()
 	if _, err := dc.Select("INBOX", nil).Wait(); err != nil {
 		tb.Fatal(err)
 	}
-	dir := filepath.Join(d.Dir, "mail", d.Domain, name, "Maildir")
-	fi, err := os.Stat(dir)
+	home := filepath.Join(d.Dir, "mail", d.Domain, name)
+	fi, err := os.Stat(home)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	uid, gid := int(fi.Sys().(*syscall.Stat_t).Uid), int(fi.Sys().(*syscall.Stat_t).Gid)
+	src := filepath.Join(home, "seed")
+	for _, sub := range []string{"", "cur", "new", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(src, sub), 0o700); err != nil {
+			tb.Fatal(err)
+		}
+		os.Chown(filepath.Join(src, sub), uid, gid)
+	}
 	user := name + "@" + d.Domain
 	for i := 0; i < n; i++ {
-		p := filepath.Join(dir, "new", fmt.Sprintf("%d.M%dP1.bench", 1700000000+i, i))
-		if err := os.WriteFile(p, sampleMessage(i, user), 0o600); err != nil {
+		msg := sampleMessage(i, user)
+		p := filepath.Join(src, "cur", fmt.Sprintf("%d.M%dP1.seed,S=%d,W=%d:2,", 1700000000+i, i, len(msg), len(msg)))
+		if err := os.WriteFile(p, msg, 0o600); err != nil {
 			tb.Fatal(err)
 		}
 		if err := os.Chown(p, uid, gid); err != nil {
 			tb.Fatal(err)
 		}
 	}
+	out, err := exec.Command("/usr/bin/doveadm", "-c", d.ConfigPath, "import", "-u", user, "maildir:"+src+":INDEX=MEMORY", "", "mailbox", "INBOX", "all").CombinedOutput()
+	if err != nil {
+		tb.Fatalf("doveadm import: %v\n%s", err, out)
+	}
 	sel, err := dc.Select("INBOX", nil).Wait()
 	if err != nil || int(sel.NumMessages) != n {
-		tb.Fatalf("Dovecot indexed %d of %d seeded messages: %v", sel.NumMessages, n, err)
+		tb.Fatalf("INBOX holds %d of %d seeded messages: %v", sel.NumMessages, n, err)
 	}
 }
 

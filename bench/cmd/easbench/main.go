@@ -67,6 +67,8 @@ func run() error {
 		fwdProxy    = flag.Bool("forward-proxy", false, "also compare a bare backends/eas Forward proxy (a child process pinned like nginx)")
 		upstreamURL = flag.String("upstream", "", "for -mode forward-proxy: the upstream EAS URL")
 		listen      = flag.String("listen", "", "for -mode forward-proxy: the loopback address to serve on")
+		gw          = flag.Bool("gateway", false, "also run the easgate gateway (cmd/gateway built into a temp dir, its own process pinned like nginx)")
+		gwBinary    = flag.String("gateway-binary", "", "with -gateway: a built cmd/gateway to run instead of building one")
 		extra       targetFlags
 	)
 	flag.Var(&extra, "target", "extra target name=url (repeatable), e.g. gateway=http://127.0.0.1:8443/Microsoft-Server-ActiveSync")
@@ -127,9 +129,14 @@ func run() error {
 			targets = append(targets, bench.Target{Name: "eas-forward", URL: url,
 				CPU: func() (time.Duration, error) { return servers.ProcCPU(pid) }})
 		}
-		// The gateway joins here: -target gateway=URL, or one append in code, e.g.
-		//   targets = append(targets, bench.Target{Name: "gateway", URL: gwURL,
-		//       CPU: func() (time.Duration, error) { return servers.ProcCPU(gwPID) }})
+		if *gw {
+			g, err := startGateway(ctx, up.URL, *gwBinary, *proxyCPUs, *devices)
+			if err != nil {
+				return err
+			}
+			defer g.Stop()
+			targets = append(targets, bench.Target{Name: "gateway", URL: g.URL, CPU: g.CPU})
+		}
 		targets = append(targets, extra...)
 		cmp, err := bench.Compare(ctx, bench.CompareOptions{
 			Targets: targets,
@@ -209,6 +216,30 @@ func run() error {
 				return err
 			}
 			printRSS("eas-forward (backends/eas Forward in a fasthttp server, GOMAXPROCS 1)", points)
+		}
+		if *gw {
+			up3, err := bench.StartUpstream(bench.UpstreamOptions{PingHold: hold})
+			if err != nil {
+				return err
+			}
+			defer up3.Close()
+			g, err := startGateway(ctx, up3.URL, *gwBinary, *proxyCPUs, 0)
+			if err != nil {
+				return err
+			}
+			defer g.Stop()
+			points, err := bench.MeasureHeldPingRSS(ctx, bench.RSSOptions{
+				Target:       g.URL,
+				Devices:      bench.NewFleet(*devices),
+				Levels:       lv,
+				RSS:          g.RSS,
+				UpstreamHeld: up3.Held,
+			})
+			up3.ReleasePings()
+			if err != nil {
+				return fmt.Errorf("%w\ngateway log:\n%s", err, g.LogTail(10))
+			}
+			printRSS("gateway (one process, GOMAXPROCS 1)", points)
 		}
 	default:
 		return fmt.Errorf("unknown -mode %q", *mode)
