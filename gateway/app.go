@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -54,6 +55,9 @@ func Open(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err error
 		}
 		store = st
 	default:
+		if err := os.MkdirAll(filepath.Dir(cfg.Store.Path), 0o750); err != nil {
+			return nil, fmt.Errorf("gateway: store: %w", err)
+		}
 		st, err := sqlite.Open(ctx, cfg.Store.Path, sqlite.Options{})
 		if err != nil {
 			return nil, err
@@ -96,13 +100,19 @@ func Open(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err error
 		return nil, err
 	}
 
-	backend, closeBackend, err := openBackend(cfg)
+	deps := Deps{Decider: engine, Admin: engine, Responder: responder, Log: log}
+	var closeBackend func() error
+	if cfg.Backend.Mode == "imap" {
+		deps.Local, closeBackend, err = openIMAP(ctx, cfg)
+	} else {
+		deps.Backend, closeBackend, err = openBackend(cfg)
+	}
 	if err != nil {
 		return nil, err
 	}
 	a.closers = append([]func() error{closeBackend}, a.closers...)
 
-	srv, err := New(cfg, Deps{Decider: engine, Backend: backend, Admin: engine, Responder: responder, Log: log})
+	srv, err := New(cfg, deps)
 	if err != nil {
 		return nil, err
 	}

@@ -98,8 +98,9 @@ type UsersConfig struct {
 type BackendConfig struct {
 	// Mode is "eas" (reverse proxy in front of an EAS server) or "imap" (the gateway is the EAS
 	// server for an IMAP + SMTP mail server). Default "eas".
-	Mode string     `yaml:"mode"`
-	EAS  EASBackend `yaml:"eas"`
+	Mode string      `yaml:"mode"`
+	EAS  EASBackend  `yaml:"eas"`
+	IMAP IMAPBackend `yaml:"imap"`
 }
 
 // EASBackend is the upstream EAS server.
@@ -323,6 +324,7 @@ func (c *Config) validate() []error {
 			bad("backend.eas.url", "must be an absolute http(s) URL, got %q", c.Backend.EAS.URL)
 		}
 	case "imap":
+		c.Backend.IMAP.validate(bad)
 	default:
 		bad("backend.mode", "must be eas or imap, got %q", c.Backend.Mode)
 	}

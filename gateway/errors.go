@@ -8,6 +8,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	upstream "github.com/easgate/easgate/backends/eas"
+	imapbackend "github.com/easgate/easgate/backends/imap"
 	"github.com/easgate/easgate/eas"
 	"github.com/easgate/easgate/oauth"
 )
@@ -45,7 +46,20 @@ func (s *Server) writeError(resp *fasthttp.Response, rid string, err error) {
 	var ee *eas.Error
 	var ue *upstream.Error
 	var oe *oauth.Error
+	var ie *imapbackend.Error
 	switch {
+	case errors.As(err, &ie):
+		resp.SetStatusCode(ie.HTTPStatus)
+		switch ie.HTTPStatus {
+		case 503:
+			resp.Header.Set("Retry-After", "30")
+		case 401:
+			resp.Header.Set("WWW-Authenticate", `Basic realm="easgate", charset="UTF-8"`)
+		}
+		resp.SetBodyString(fasthttp.StatusMessage(ie.HTTPStatus) + "\n")
+		if ie.HTTPStatus >= 500 {
+			s.log.Warn("mail server error", slog.String("rid", rid), slog.String("err", err.Error()))
+		}
 	case errors.As(err, &oe):
 		resp.SetStatusCode(oe.Status)
 		resp.Header.Set("WWW-Authenticate", oe.Challenge())

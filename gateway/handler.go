@@ -22,6 +22,7 @@ type reqState struct {
 	rid      string
 	req      eas.Request
 	user     string // canonical identity: the registry key
+	login    string // the Basic user name as the device typed it (the IMAP login)
 	password string // Basic password, passed through only
 	bearer   bool
 	identity *oauth.Identity // the validated bearer token, nil for Basic
@@ -195,7 +196,7 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx, st *reqState) error {
 		if !ok {
 			return errAuthMalformed
 		}
-		st.user, st.password = user, pw
+		st.user, st.login, st.password = user, name, pw
 		return nil
 	case authBearer:
 		if s.bearer == nil {
@@ -227,6 +228,11 @@ func (s *Server) bindUser(st *reqState) error {
 func (s *Server) forward(ctx *fasthttp.RequestCtx, st *reqState) error {
 	if st.req.Cmd == eas.CmdSettings {
 		s.learnDeviceInformation(st, ctx.PostBody())
+	}
+	if s.local != nil {
+		fctx, cancel := context.WithTimeout(context.Background(), s.cfg.Backend.EAS.Timeout)
+		defer cancel()
+		return s.serveIMAP(fctx, &st.req, st.credentials(ctx.Request.Header.Peek("Authorization")), ctx.PostBody(), &ctx.Response)
 	}
 	opt := upstream.ForwardOptions{
 		Class:      upstream.ClassNormal,

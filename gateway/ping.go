@@ -20,6 +20,16 @@ func (s *Server) holdPing(ctx *fasthttp.RequestCtx, st *reqState) error {
 	if err != nil {
 		return err
 	}
+	if s.local != nil {
+		// The bridge holds the Ping itself (IMAP IDLE); it gets owned copies of everything.
+		req, cred := st.req.Clone(), st.credentials(ctx.Request.Header.Peek("Authorization"))
+		if body == nil {
+			body = append([]byte(nil), ctx.PostBody()...)
+		}
+		return s.hold(ctx, st, func(hctx context.Context, resp *fasthttp.Response) error {
+			return s.serveIMAP(hctx, req, cred, body, resp)
+		})
+	}
 	req := fasthttp.AcquireRequest()
 	ctx.Request.CopyTo(req)
 	if body != nil {

@@ -466,7 +466,17 @@ func (s *Server) provisioning(ctx *fasthttp.RequestCtx, st *reqState) (bool, err
 	if st.req.Cmd == eas.CmdProvision {
 		return true, s.provisionCommand(ctx, st, pol)
 	}
-	if act != decision.Allow || st.req.Cmd == eas.CmdPing {
+	if st.req.Cmd == eas.CmdPing {
+		return false, nil
+	}
+	if act != decision.Allow {
+		// A quarantined device's Settings goes to the upstream (quarantine.PassThrough): it
+		// must carry the upstream's key, or the upstream would send it to provision again.
+		if quarantine.PassThrough(st.req.Cmd, st.dec) && !p.localOnly && st.req.HasPolicyKey {
+			if state, ok := p.cache.get(st.user, st.req.DeviceID); ok && state.hasPad && state.acked == st.req.PolicyKey {
+				setPolicyKey(ctx, st, st.req.PolicyKey^state.pad)
+			}
+		}
 		return false, nil
 	}
 	return s.checkPolicyKey(ctx, st, pol)

@@ -898,3 +898,25 @@ func TestProvisioning_PingNeedsNoKey(t *testing.T) {
 		}
 	}
 }
+
+// TestProvisioning_QuarantinedSettingsCarryUpstreamKey: a quarantined device's Settings
+// passes through to the upstream (to report DeviceInformation); it carries the upstream's key,
+// so the upstream does not send the device to provision again and again.
+func TestProvisioning_QuarantinedSettingsCarryUpstreamKey(t *testing.T) {
+	up, pu := startPolicyUpstream(t, policyDoc(t, "DevicePasswordEnabled", "true"))
+	g := startGatewayWith(t, up, withEASPolicy(gatewayPolicy), func(_ *Config, p *decision.Policy) {
+		p.UnknownDevice = decision.Quarantine
+	})
+	d := &device{t: t, g: g, id: "QSET", version: "14.1"}
+	d.provision()
+	settings := mustEncode(wbxml.NewElement(wbxml.SettingsSettings, wbxml.NewElement(wbxml.SettingsDeviceInformation,
+		wbxml.NewElement(wbxml.SettingsSet, wbxml.NewText(wbxml.SettingsModel, "iPhone15,2")))))
+	resp, _ := d.do("Settings", settings)
+	if resp.StatusCode != 200 {
+		t.Fatalf("quarantined Settings: %d", resp.StatusCode)
+	}
+	seen := pu.recorded()
+	if last := seen[len(seen)-1]; last.cmd != eas.CmdSettings || last.policyKey != strconv.FormatUint(uint64(pu.finalKey), 10) {
+		t.Fatalf("upstream got %v with key %q", last.cmd, last.policyKey)
+	}
+}

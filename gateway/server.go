@@ -45,7 +45,9 @@ type Backend interface {
 type Deps struct {
 	Decider Decider
 	Backend Backend
-	Admin   *decision.Engine // admin API operations; nil disables the device endpoints
+	// Local is the IMAP bridge in imap mode, used instead of Backend.
+	Local imapServer
+	Admin *decision.Engine // admin API operations; nil disables the device endpoints
 	// Responder answers devices that are not allowed (required).
 	Responder *quarantine.Responder
 	Log       *slog.Logger
@@ -60,6 +62,7 @@ type Server struct {
 	easURL        string
 	decider       Decider
 	backend       Backend
+	local         imapServer
 	admin         *decision.Engine
 	responder     *quarantine.Responder
 	prov          *provisioner // EAS provisioning and remote wipe (see provision.go)
@@ -92,8 +95,8 @@ type Server struct {
 
 // New builds a server from a validated configuration.
 func New(cfg *Config, deps Deps) (*Server, error) {
-	if deps.Decider == nil || deps.Backend == nil || deps.Responder == nil {
-		return nil, errors.New("gateway: a decider, a backend and a responder are required")
+	if deps.Decider == nil || (deps.Backend == nil) == (deps.Local == nil) || deps.Responder == nil {
+		return nil, errors.New("gateway: a decider, one backend and a responder are required")
 	}
 	log := deps.Log
 	if log == nil {
@@ -106,6 +109,7 @@ func New(cfg *Config, deps Deps) (*Server, error) {
 		easURL:        trimSlash(cfg.Listen.ExternalURL) + "/Microsoft-Server-ActiveSync",
 		decider:       deps.Decider,
 		backend:       deps.Backend,
+		local:         deps.Local,
 		admin:         deps.Admin,
 		responder:     deps.Responder,
 		decideTimeout: 2 * time.Second,

@@ -26,7 +26,7 @@ func BenchmarkDovecot10k(b *testing.B) {
 	user := "bench@" + d.Domain
 	dc := desktop(b, d.IMAPAddr, user, "pw")
 	seedMaildir(b, d, dc, "bench", n)
-	// warmDovecot(b, dc)
+	warmDovecot(b, dc)
 	st := openStore(b, b.TempDir())
 	backend, err := New(Config{IMAPAddr: d.IMAPAddr, Domain: d.Domain}, st)
 	if err != nil {
