@@ -1,7 +1,11 @@
 package gateway
 
 import (
+	"fmt"
 	"net"
+	"os"
+	"runtime"
+	"runtime/pprof"
 	"testing"
 	"time"
 
@@ -90,4 +94,73 @@ func BenchmarkAllowedSync(b *testing.B) {
 		}
 	})
 	b.Run("gateway-loopback", func(b *testing.B) { viaClient(b, client(g.addr), g.addr) })
+}
+
+// BenchmarkHeldPingMemory measures what one held Ping costs in this process: Go heap in use,
+// goroutine stacks and goroutines, with heldPings Pings held by the fake upstream, once sent
+// straight to it (direct: the upstream's own share) and once through the gateway (gateway: the
+// upstream's share plus the gateway's client connection, hijacked hold and upstream request).
+// gateway − direct is the gateway's cost per held Ping. Run with -benchtime 1x; set
+// EASGATE_HELDPING_HEAPPROFILE=FILE to write the heap profile taken while the gateway's Pings
+// are held (go tool pprof -sample_index=inuse_space FILE).
+func BenchmarkHeldPingMemory(b *testing.B) {
+	const heldPings = 500
+	g := startGateway(b)
+	ping := bench.PingRequest(480)
+	measure := func(b *testing.B, addr string, profile string) {
+		for b.Loop() {
+			g.up.mu.Lock()
+			g.up.pingHold = time.Hour // held until the connections close
+			g.up.mu.Unlock()
+			before := held()
+			conns := make([]net.Conn, 0, heldPings)
+			for i := range heldPings {
+				c, err := dialRaw(addr)
+				if err != nil {
+					b.Fatal(err)
+				}
+				conns = append(conns, c)
+				dev := fmt.Sprintf("HELD%08d", i)
+				req := fmt.Sprintf("POST /Microsoft-Server-ActiveSync?Cmd=Ping&User=held&DeviceId=%s&DeviceType=iPhone HTTP/1.1\r\n"+
+					"Host: %s\r\nAuthorization: %s\r\nMS-ASProtocolVersion: 14.1\r\nContent-Type: application/vnd.ms-sync.wbxml\r\n"+
+					"Content-Length: %d\r\n\r\n", dev, addr, basic("held", "secret-held"), len(ping))
+				if _, err := c.Write(append([]byte(req), ping...)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			waitFor(b, func() bool { return g.up.activePings.Load() >= heldPings })
+			after := held()
+			if profile != "" {
+				f, err := os.Create(profile)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+					b.Fatal(err)
+				}
+				f.Close()
+			}
+			for _, c := range conns {
+				c.Close()
+			}
+			waitFor(b, func() bool { return g.up.activePings.Load() == 0 })
+			b.ReportMetric(float64(after.heap-before.heap)/heldPings, "heap-B/ping")
+			b.ReportMetric(float64(after.stack-before.stack)/heldPings, "stack-B/ping")
+			b.ReportMetric(float64(after.goroutines-before.goroutines)/heldPings, "goroutines/ping")
+		}
+	}
+	b.Run("direct", func(b *testing.B) { measure(b, g.up.ln.Addr().String(), "") })
+	b.Run("gateway", func(b *testing.B) { measure(b, g.addr, os.Getenv("EASGATE_HELDPING_HEAPPROFILE")) })
+}
+
+type memPoint struct{ heap, stack, goroutines int64 }
+
+// held settles the runtime (two GCs) and reads heap in use, stacks in use and goroutines.
+func held() memPoint {
+	time.Sleep(200 * time.Millisecond)
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return memPoint{heap: int64(ms.HeapInuse), stack: int64(ms.StackInuse), goroutines: int64(runtime.NumGoroutine())}
 }

@@ -117,6 +117,12 @@ type EASBackend struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// MaxResponseBody caps one upstream response (attachments are large). Default 512 MiB.
 	MaxResponseBody int64 `yaml:"max_response_body"`
+	// ServiceAuthorization, when set, replaces the device's Authorization header on the way to
+	// the upstream with this value (e.g. "Bearer <token of a service principal>" for an
+	// upstream that trusts the gateway rather than the devices' tokens). Give it as
+	// ${ENV_NAME}. Default: the device's own credentials pass through (Basic, or the bearer
+	// token for Exchange Online and hybrid modern authentication).
+	ServiceAuthorization string `yaml:"service_authorization"`
 }
 
 // StoreConfig is the device registry.

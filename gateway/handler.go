@@ -245,6 +245,9 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *reqState) error {
 	if st.req.Cmd == eas.CmdSync && syncWaits(ctx.PostBody()) {
 		opt.Class = upstream.ClassPing
 	}
+	if a := s.cfg.Backend.EAS.ServiceAuthorization; a != "" {
+		ctx.Request.Header.Set("Authorization", a)
+	}
 	fctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	start := time.Now()

@@ -86,6 +86,20 @@ func TestBearerTokenAuthenticatesAndBindsDevice(t *testing.T) {
 	}
 }
 
+func TestServiceCredentialReplacesDeviceToken(t *testing.T) {
+	is := oauthtest.New(t, "ES256")
+	g := startGateway(t, withIssuer(is), func(c *Config, _ *decision.Policy) {
+		c.Backend.EAS.ServiceAuthorization = "Bearer service-principal-token"
+	})
+	tok := is.Mint(is.Claims("jdoe@example.com", "api://easgate", time.Hour))
+	if resp, _ := g.doBearer(tok, "Cmd=Sync&User=jdoe&DeviceId=SVC1&DeviceType=Outlook", syncRequest); resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if got := g.up.recorded()[0].auth; got != "Bearer service-principal-token" {
+		t.Fatalf("upstream got %.30q", got)
+	}
+}
+
 func TestClaimsChallengeForCapableClient(t *testing.T) {
 	is := oauthtest.New(t, "RS256")
 	g := startGateway(t, withIssuer(is), func(_ *Config, p *decision.Policy) { p.UnknownDevice = decision.Quarantine })

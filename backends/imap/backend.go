@@ -257,6 +257,13 @@ func (b *Backend) Serve(ctx context.Context, req *eas.Request, cred Credentials,
 		s.user = strings.ToLower(cred.User)
 	}
 	defer s.close()
+	// Authenticate before anything else. Some answers come from the sync state alone (a retried
+	// Sync is answered again from its saved form); without this login a wrong password with a
+	// known DeviceId and SyncKey would read the mailbox. The pool keeps authenticated
+	// connections per credential, so this costs no round trip in the common case.
+	if _, err := s.client(); err != nil {
+		return Response{}, err
+	}
 	if req.Cmd != eas.CmdPing && req.Cmd != eas.CmdSync && req.Cmd != eas.CmdSearch && req.Cmd != eas.CmdItemOperations {
 		// Sync takes the lock itself, outside its long-poll wait; Ping, Search and
 		// ItemOperations fetches change no state (EmptyFolderContents only changes IMAP).

@@ -134,7 +134,14 @@ func TestNginxStopAndConfigErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := n.Dir
-	if w, _ := n.WorkerPIDs(); len(w) != 2 {
+	// The master accepts before it has forked every worker: wait for them, boundedly.
+	var w []int
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if w, _ = n.WorkerPIDs(); len(w) == 2 {
+			break
+		}
+	}
+	if len(w) != 2 {
 		t.Errorf("Workers: 2 started %d workers", len(w))
 	}
 	n.Stop()
