@@ -134,15 +134,16 @@ func (s *Server) easPipeline(ctx *fasthttp.RequestCtx, query []byte, st *reqStat
 	if st.identity != nil {
 		st.in.Groups = st.identity.Groups // merged with the policy's group members by the engine
 	}
-	dctx, cancel := context.WithTimeout(context.Background(), s.decideTimeout)
-	d, err := s.decider.Decide(dctx, &st.in)
-	cancel()
+	// No per-request deadline: a cache hit does no I/O, and the engine bounds every registry
+	// call itself (decision.Options.StoreTimeout) — a timer per request would cost more than
+	// the decision.
+	d, err := s.decider.Decide(s.baseCtx, &st.in)
 	if err != nil {
 		// Decide already applied the configured fail mode; an error here means "deny".
 		s.log.Warn("decision failed, denying", slog.String("rid", st.rid), slog.String("err", err.Error()))
 	}
 	st.dec = d
-	s.metrics.decisions.WithLabelValues(d.Action.String(), string(d.Reason)).Inc()
+	s.metrics.decision(d.Action, d.Reason)
 
 	// 4b. Provisioning (MS-ASPROV, provision.go): the gateway's EAS policy, Provision of
 	// allowed and quarantined devices, and the policy key every other command carries.
@@ -248,10 +249,10 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *reqState) error {
 	if a := s.cfg.Backend.EAS.ServiceAuthorization; a != "" {
 		ctx.Request.Header.Set("Authorization", a)
 	}
-	fctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	// The backend bounds the exchange by the command class's timeouts; the base context ends
+	// only when the gateway stops.
 	start := time.Now()
-	err := s.backend.Forward(fctx, &ctx.Request, &ctx.Response, opt)
+	err := s.backend.Forward(s.baseCtx, &ctx.Request, &ctx.Response, opt)
 	s.metrics.upstream.WithLabelValues(opt.Class.String()).Observe(time.Since(start).Seconds())
 	return err
 }

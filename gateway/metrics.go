@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/easgate/easgate/decision"
 )
 
 // metrics are the gateway's Prometheus series. Label sets are resolved once and cached, so the
@@ -21,6 +23,12 @@ type metrics struct {
 
 	mu       sync.RWMutex
 	reqCache map[reqKey]prometheus.Counter
+	decCache map[decKey]prometheus.Counter
+}
+
+type decKey struct {
+	action decision.Action
+	reason decision.Reason
 }
 
 type reqKey struct {
@@ -53,10 +61,28 @@ func newMetrics(heldPings func() float64) *metrics {
 			Help: "Refused requests by authentication failure reason.",
 		}, []string{"reason"}),
 		reqCache: make(map[reqKey]prometheus.Counter),
+		decCache: make(map[decKey]prometheus.Counter),
 	}
 	m.reg.MustRegister(m.requests, m.decisions, m.upstream, m.heldPings, m.authFail,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// decision counts one decision by action and reason.
+func (m *metrics) decision(a decision.Action, r decision.Reason) {
+	k := decKey{a, r}
+	m.mu.RLock()
+	c := m.decCache[k]
+	m.mu.RUnlock()
+	if c == nil {
+		c = m.decisions.WithLabelValues(a.String(), string(r))
+		m.mu.Lock()
+		if len(m.decCache) < 4096 { // reasons include rule IDs: bounded by the policy
+			m.decCache[k] = c
+		}
+		m.mu.Unlock()
+	}
+	c.Inc()
 }
 
 // request counts one answered request.

@@ -65,9 +65,9 @@ type Server struct {
 	local         imapServer
 	admin         *decision.Engine
 	responder     *quarantine.Responder
-	prov          *provisioner // EAS provisioning and remote wipe (see provision.go)
-	decideTimeout time.Duration
-	maxHeartbeat  int // seconds
+	prov          *provisioner  // EAS provisioning and remote wipe (see provision.go)
+	decideTimeout time.Duration // bound for registry writes made while answering a request
+	maxHeartbeat  int           // seconds
 
 	notices    *notices // nil: notifications disabled
 	validator  *oauth.Validator
