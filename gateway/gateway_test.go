@@ -469,3 +469,19 @@ func TestSettingsDeviceInformationIsRecorded(t *testing.T) {
 		t.Fatalf("recorded %+v, %v", d.Info, err)
 	}
 }
+
+func TestSyncWithWaitIsHeldAndReleasedWhenDeviceLeaves(t *testing.T) {
+	g := startGateway(t)
+	body := mustEncode(wbxml.NewElement(wbxml.AirSyncSync, wbxml.NewText(wbxml.AirSyncWait, "10"),
+		wbxml.NewElement(wbxml.AirSyncCollections, wbxml.NewElement(wbxml.AirSyncCollection,
+			wbxml.NewText(wbxml.AirSyncSyncKey, "5"), wbxml.NewText(wbxml.AirSyncCollectionId, "1")))))
+	c, err := dialRaw(g.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "POST /Microsoft-Server-ActiveSync?Cmd=Sync&User=jdoe&DeviceId=WAIT1&DeviceType=iPhone HTTP/1.1\r\nHost: gw\r\nAuthorization: %s\r\nMS-ASProtocolVersion: 14.1\r\nContent-Length: %d\r\n\r\n%s",
+		basic("jdoe", "pw"), len(body), body)
+	waitFor(t, func() bool { return g.up.activePings.Load() == 1 && g.srv.pings.held() == 1 })
+	c.Close()
+	waitFor(t, func() bool { return g.up.activePings.Load() == 0 && g.srv.pings.held() == 0 })
+}

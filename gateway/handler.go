@@ -155,8 +155,8 @@ func (s *Server) easPipeline(ctx *fasthttp.RequestCtx, query []byte, st *reqStat
 
 	// 5. Anything but Allow is answered here; the backend never hears of it. OAuth clients that
 	// can handle a claims challenge are sent to get a compliant token instead.
-	if err := s.claimsChallenge(st); err != nil {
-		return err
+	if cerr := s.claimsChallenge(st); cerr != nil {
+		return cerr
 	}
 	if d.Action != decision.Allow || err != nil {
 		return s.answerLocally(ctx, st)
@@ -174,10 +174,10 @@ func (s *Server) easPipeline(ctx *fasthttp.RequestCtx, query []byte, st *reqStat
 		return nil
 	}
 
-	// 7. Forward. Pings are held on a hijacked connection so that a device that goes away is
-	// noticed and its upstream request cancelled.
-	if st.req.Cmd == eas.CmdPing {
-		return s.holdPing(ctx, st)
+	// 7. Forward. Long polls (Ping, Sync with Wait) are held on a hijacked connection so that a
+	// device that goes away is noticed and its upstream request cancelled.
+	if st.req.Cmd == eas.CmdPing || st.req.Cmd == eas.CmdSync && syncWaits(ctx.PostBody()) {
+		return s.holdLongPoll(ctx, st)
 	}
 	return s.forward(ctx, st)
 }
@@ -242,9 +242,6 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *reqState) error {
 	}
 	if !opt.Idempotent {
 		opt.Class = upstream.ClassSend
-	}
-	if st.req.Cmd == eas.CmdSync && syncWaits(ctx.PostBody()) {
-		opt.Class = upstream.ClassPing
 	}
 	if a := s.cfg.Backend.EAS.ServiceAuthorization; a != "" {
 		ctx.Request.Header.Set("Authorization", a)

@@ -94,10 +94,10 @@ func (f *fakeEAS) handle(w http.ResponseWriter, r *http.Request) {
 	hold := f.pingHold
 	f.mu.Unlock()
 	w.Header().Set("Content-Type", "application/vnd.ms-sync.wbxml")
-	switch req.Cmd {
-	case eas.CmdSync:
+	switch {
+	case req.Cmd == eas.CmdSync && !syncWaits(body):
 		w.Write(syncResponse)
-	case eas.CmdPing:
+	case req.Cmd == eas.CmdPing, req.Cmd == eas.CmdSync:
 		f.activePings.Add(1)
 		defer f.activePings.Add(-1)
 		if hold == 0 {
@@ -112,7 +112,7 @@ func (f *fakeEAS) handle(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		w.Write(mustEncode(wbxml.NewElement(wbxml.PingPing, wbxml.NewText(wbxml.PingStatus, "1"))))
-	case eas.CmdItemOperations:
+	case req.Cmd == eas.CmdItemOperations:
 		w.Write(make([]byte, 1<<20))
 	}
 }

@@ -12,13 +12,19 @@ import (
 	"github.com/valyala/fasthttp"
 
 	upstream "github.com/easgate/easgate/backends/eas"
+	"github.com/easgate/easgate/eas"
 )
 
-// holdPing forwards an allowed Ping (its HeartbeatInterval clamped) and holds it open.
-func (s *Server) holdPing(ctx *fasthttp.RequestCtx, st *reqState) error {
-	body, err := clampHeartbeat(ctx.PostBody(), s.maxHeartbeat)
-	if err != nil {
-		return err
+// holdLongPoll forwards an allowed long poll — a Ping (its HeartbeatInterval clamped) or a Sync
+// with Wait — and holds it open.
+func (s *Server) holdLongPoll(ctx *fasthttp.RequestCtx, st *reqState) error {
+	var body []byte
+	if st.req.Cmd == eas.CmdPing {
+		b, err := clampHeartbeat(ctx.PostBody(), s.maxHeartbeat)
+		if err != nil {
+			return err
+		}
+		body = b
 	}
 	if s.local != nil {
 		// The bridge holds the Ping itself (IMAP IDLE); it gets owned copies of everything.
@@ -113,13 +119,16 @@ func (s *Server) hold(ctx *fasthttp.RequestCtx, st *reqState, work func(context.
 			s.log.Debug("long poll abandoned by client", slog.String("rid", rid), slog.String("user", user), slog.String("device", device))
 			return
 		case werr != nil && (errors.Is(cause, errSuperseded) || errors.Is(cause, errShuttingDown)):
-			// The upstream request was cut short: answer the Ping "no changes", so the device
-			// polls again at once — on another node, during a rolling restart — which is what
-			// a superseded or draining poll should make it do.
+			// The upstream request was cut short: answer "no changes", so the device polls
+			// again at once — on another node, during a rolling restart — which is what a
+			// superseded or draining poll should make it do. For Ping that is Status 1; for a
+			// waiting Sync, an empty response (MS-ASCMD 2.2.1.21: no changes).
 			resp.Reset()
 			resp.SetStatusCode(200)
-			resp.Header.SetContentType(contentTypeWBXML)
-			resp.SetBody(pingNoChanges)
+			if cmd == "Ping" {
+				resp.Header.SetContentType(contentTypeWBXML)
+				resp.SetBody(pingNoChanges)
+			}
 		case werr != nil:
 			s.writeError(resp, rid, werr)
 		}

@@ -3,11 +3,14 @@
 //
 //	easbench -mode compare -duration 5s -rounds 3 -concurrency 64
 //	easbench -mode rss -levels 1000,4000,9000
+//	easbench -mode compare -gateway -mix Sync=1
+//	easbench -mode rss -gateway -nginx-workers 1 -devices 6000 -levels 1000,3000,6000
 //	easbench -mode compare -target gateway=http://127.0.0.1:8443/Microsoft-Server-ActiveSync
 //
 // Pinning: -client-cpus pins this process (load generator and simulated upstream), -proxy-cpus
-// pins nginx; give the gateway the same -proxy-cpus core (taskset -c N) so both proxies are
-// compared on the same core.
+// pins nginx and, with -gateway, the gateway process this command builds and starts
+// (bench/servers.NewGateway), so both proxies are compared on the same core. A gateway given
+// with -target runs unpinned unless you start it under taskset yourself.
 package main
 
 import (
