@@ -82,6 +82,10 @@ func (s *Server) serveAdminAPI(ctx *fasthttp.RequestCtx, path string) {
 		if !decodeJSON(ctx, &p) {
 			return
 		}
+		if verr := p.Validate(); verr != nil {
+			adminJSONError(ctx, 400, verr.Error())
+			return
+		}
 		if err = s.admin.SetPolicy(c, p, actor); err == nil {
 			v = s.admin.Policy()
 		}

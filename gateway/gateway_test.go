@@ -485,3 +485,43 @@ func TestSyncWithWaitIsHeldAndReleasedWhenDeviceLeaves(t *testing.T) {
 	c.Close()
 	waitFor(t, func() bool { return g.up.activePings.Load() == 0 && g.srv.pings.held() == 0 })
 }
+
+func TestSecretsNeverLogged(t *testing.T) {
+	g := startGateway(t, func(_ *Config, p *decision.Policy) { p.UnknownDevice = decision.Quarantine })
+	const pw = "Hunter2-very-secret"
+	g.do(easReq{cmd: "Sync", user: "jdoe", password: pw, device: "LOG1", body: syncRequest})
+	g.do(easReq{cmd: "Sync", user: "alice", authUser: "jdoe", password: pw, device: "LOG1", body: syncRequest}) // mismatch path
+	g.do(easReq{rawQuery: "Cmd=Sync&User=jdoe&DeviceId=LOG1&DeviceId=X&DeviceType=iPhone", user: "jdoe", password: pw})
+	g.adminDo("GET", "/admin/v1/devices", "")
+	logs := g.logs.String()
+	if !strings.Contains(logs, `"rid"`) {
+		t.Fatalf("no request logs captured:\n%s", logs)
+	}
+	for _, secret := range []string{pw, basic("jdoe", pw)[6:], testAdminToken, "Authorization"} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("%q appears in the logs", secret)
+		}
+	}
+}
+
+func TestAdminPolicyReadAndChange(t *testing.T) {
+	g := startGateway(t)
+	code, body := g.adminDo("GET", "/admin/v1/policy", "")
+	if code != 200 || !strings.Contains(body, `"unknown_device": "allow"`) {
+		t.Fatalf("get policy: %d %s", code, body)
+	}
+	if code, body = g.adminDo("PUT", "/admin/v1/policy", `{"unknown_device":"block","rules":[{"id":"x","match":{"device_type":"*"},"action":"sometimes"}]}`); code != 400 {
+		t.Fatalf("invalid policy accepted: %d %s", code, body)
+	}
+	dup := `{"rules":[{"id":"a","match":{"device_type":"x"},"action":"block"},{"id":"a","match":{"device_type":"y"},"action":"block"}]}`
+	if code, body = g.adminDo("PUT", "/admin/v1/policy", dup); code != 400 {
+		t.Fatalf("duplicate rule ids accepted: %d %s", code, body)
+	}
+	if code, body = g.adminDo("PUT", "/admin/v1/policy", `{"unknown_device":"block"}`); code != 200 {
+		t.Fatalf("put policy: %d %s", code, body)
+	}
+	resp, b := g.do(easReq{cmd: "Sync", user: "jdoe", device: "POL1", body: syncRequest})
+	if resp.StatusCode != 200 || statusOf(t, b) != "129" || g.up.hits.Load() != 0 {
+		t.Fatalf("new policy not applied: %d %q", resp.StatusCode, b)
+	}
+}

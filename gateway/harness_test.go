@@ -133,7 +133,27 @@ type testGateway struct {
 	admin    string // admin listener
 	client   *http.Client
 	token    string
+	logs     *syncBuffer
 	stopOnce sync.Once
+}
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	s.b = append(s.b, p...)
+	s.mu.Unlock()
+	return len(p), nil
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return string(s.b)
 }
 
 const testAdminToken = "test-admin-token-0123456789abcdefghijkl"
@@ -183,10 +203,14 @@ ping:
 		o(cfg, &policy)
 	}
 	cfg.policy = &policy
-	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	// Every test logs at debug level into a buffer, so that TestSecretsNeverLogged can read what
+	// a gateway writes; -v also shows it.
+	logs := &syncBuffer{}
+	var w io.Writer = logs
 	if testing.Verbose() {
-		log = slog.New(slog.NewJSONHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		w = io.MultiWriter(logs, testWriter{t})
 	}
+	log := slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	app, err := Open(context.Background(), cfg, log)
 	if err != nil {
 		t.Fatal(err)
@@ -201,7 +225,7 @@ ping:
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &testGateway{t: t, srv: srv, engine: engine, up: up, addr: cl.Addr().String(), admin: al.Addr().String(),
+	g := &testGateway{t: t, srv: srv, engine: engine, up: up, logs: logs, addr: cl.Addr().String(), admin: al.Addr().String(),
 		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}, token: testAdminToken}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(cl, al) }()
