@@ -266,3 +266,18 @@ func (e *Engine) SetPolicy(ctx context.Context, p Policy, actor string) error {
 	e.audit(ctx, AuditEntry{Time: e.opts.Now(), Actor: actor, Event: EventPolicyChanged, Detail: fmt.Sprintf("revision %d", rev)})
 	return nil
 }
+
+// SignalSpoofing is the audit reason of a request refused because its credentials were bound to
+// another user or device (an OAuth token for another DeviceId, an EAS User that is not the
+// authenticated identity).
+const SignalSpoofing Reason = "spoofing"
+
+// RecordSpoofing audits a refused request whose credentials belong to another user or device.
+// It does not change the device's record: the request never reached a decision. The write is
+// bounded by Options.StoreTimeout; a failure is counted like other background errors.
+func (e *Engine) RecordSpoofing(ctx context.Context, user, deviceID, detail string) {
+	ctx, cancel := context.WithTimeout(ctx, e.opts.StoreTimeout)
+	defer cancel()
+	e.audit(ctx, AuditEntry{Time: e.opts.Now(), User: NormalizeUser(user), DeviceID: deviceID, Actor: "gateway",
+		Event: EventSignal, Reason: SignalSpoofing, Detail: detail})
+}

@@ -118,6 +118,7 @@ func (s *Server) easPipeline(ctx *fasthttp.RequestCtx, query []byte, st *reqStat
 	if s.bindUser(st) != nil {
 		s.log.Warn("user mismatch", slog.String("rid", st.rid), slog.String("user", st.user),
 			slog.String("eas_user", st.req.User), slog.String("device", st.req.DeviceID))
+		s.auditSpoofing(st.user, st.req.DeviceID, "EAS User is not the authenticated identity")
 		return errUserMismatch
 	}
 
@@ -223,6 +224,16 @@ func (s *Server) bindUser(st *reqState) error {
 		return errUserMismatch
 	}
 	return nil
+}
+
+// auditSpoofing records a refused impersonation attempt in the registry's audit log, off the
+// request path (the device is answered at once; the write is bounded by the engine).
+func (s *Server) auditSpoofing(user, device, detail string) {
+	if s.admin == nil {
+		return
+	}
+	user, device = strings.Clone(user), strings.Clone(device)
+	go s.admin.RecordSpoofing(s.baseCtx, user, device, detail)
 }
 
 // forward sends an allowed request to the backend and streams its answer back.

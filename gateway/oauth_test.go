@@ -65,6 +65,15 @@ func TestBearerTokenAuthenticatesAndBindsDevice(t *testing.T) {
 	if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), "invalid_token") {
 		t.Fatalf("token for another device: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
+	waitFor(t, func() bool {
+		entries, _ := g.engine.Audit(context.Background(), decision.AuditFilter{User: "jdoe@example.com"})
+		for _, e := range entries {
+			if e.Reason == decision.SignalSpoofing && e.DeviceID == "OTHER9" {
+				return true
+			}
+		}
+		return false
+	})
 	// The same token naming another EAS user.
 	resp, _ = g.doBearer(tok, "Cmd=Sync&User=alice&DeviceId=PHONE1&DeviceType=Outlook", syncRequest)
 	if resp.StatusCode != 401 && resp.StatusCode != 403 {
