@@ -145,6 +145,11 @@ func (s *Server) deviceAction(c context.Context, ctx *fasthttp.RequestCtx, user,
 		}
 		kind := decision.WipeFull
 		if r.AccountOnly {
+			// A device known to speak EAS before 16.1 cannot do an account-only wipe; refuse
+			// now rather than let it stay pending (it is never turned into a full wipe).
+			if err := s.AccountOnlyWipeCheck(c, user, id); err != nil {
+				return nil, err
+			}
 			kind = decision.WipeAccountOnly
 		}
 		return s.admin.RequestWipe(c, user, id, kind, actor)

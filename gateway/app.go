@@ -66,9 +66,10 @@ func Open(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err error
 	}
 	a.closers = append(a.closers, store.Close)
 	engine, err := decision.New(ctx, decision.Options{
-		Store:   store,
-		Policy:  cfg.policy,
-		OnError: func(op string, err error) { log.Warn("decision background error", "op", op, "err", err.Error()) },
+		Store:        store,
+		Policy:       cfg.policy,
+		StoreTimeout: cfg.Store.Timeout,
+		OnError:      func(op string, err error) { log.Warn("decision background error", "op", op, "err", err.Error()) },
 	})
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/easgate/easgate/decision"
@@ -22,22 +23,37 @@ var bodyLimits = wbxml.Limits{MaxDocumentSize: 1 << 20, MaxDepth: 64, MaxStringL
 
 // syncWaits reports whether a Sync request asks the server to hold it (Wait or
 // HeartbeatInterval, MS-ASCMD 2.2.3.190 and 2.2.3.83.2): such a Sync is a long poll like Ping.
-// A body that does not decode is not a long poll; the upstream answers its syntax error.
+// Both are children of the Sync root, so the collections are skipped, not inspected, and the
+// decoder is pooled: this runs on every Sync. A body that does not decode is not a long poll;
+// the upstream answers its syntax error.
 func syncWaits(body []byte) bool {
 	if len(body) == 0 {
 		return false
 	}
-	d := wbxml.NewDecoder(body, bodyLimits)
+	d := decoderPool.Get().(*wbxml.Decoder)
+	defer decoderPool.Put(d)
+	d.Reset(body)
+	if tok, err := d.Next(); err != nil || tok.Tag != wbxml.AirSyncSync || !tok.HasContent {
+		return false
+	}
 	for {
 		tok, err := d.Next()
-		if err != nil {
+		if err != nil || tok.Kind == wbxml.EndTag {
 			return false
 		}
-		if tok.Kind == wbxml.StartTag && (tok.Tag == wbxml.AirSyncWait || tok.Tag == wbxml.AirSyncHeartbeatInterval) {
+		if tok.Kind != wbxml.StartTag {
+			continue
+		}
+		if tok.Tag == wbxml.AirSyncWait || tok.Tag == wbxml.AirSyncHeartbeatInterval {
 			return true
+		}
+		if tok.HasContent && d.Skip() != nil {
+			return false
 		}
 	}
 }
+
+var decoderPool = sync.Pool{New: func() any { return wbxml.NewDecoder(nil, bodyLimits) }}
 
 // clampHeartbeat rewrites a Ping request whose HeartbeatInterval exceeds max seconds
 // (MS-ASCMD 2.2.3.83.1) so that no upstream holds a request past the load balancer's idle

@@ -133,6 +133,9 @@ type StoreConfig struct {
 	Path string `yaml:"path"`
 	// DSN of the PostgreSQL database (give it as ${ENV_NAME}). Required for postgres.
 	DSN string `yaml:"dsn"`
+	// Timeout bounds each registry call made while deciding a request; past it the configured
+	// fail mode applies (unknown devices are refused with "retry later"). Default 2s.
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 // PingConfig governs held long polls.

@@ -357,14 +357,19 @@ func statusOf(t testing.TB, body []byte) string {
 
 func waitFor(t testing.TB, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	waitForLong(t, 30*time.Second, cond)
+}
+
+func waitForLong(t testing.TB, limit time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
 	for !cond() {
 		if time.Now().After(deadline) {
 			if os.Getenv("EASGATE_DUMP_STACKS") != "" {
 				buf := make([]byte, 64<<20)
 				os.WriteFile(os.Getenv("EASGATE_DUMP_STACKS"), buf[:runtime.Stack(buf, true)], 0o644)
 			}
-			t.Fatal("condition not reached in 30s")
+			t.Fatalf("condition not reached in %s", limit)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -879,6 +879,10 @@ func TestPolicyKeyCheckDoesNotAllocate(t *testing.T) {
 func TestProvisioning_PingNeedsNoKey(t *testing.T) {
 	up, _ := startPolicyUpstream(t, nil)
 	g := startGatewayWith(t, up, withEASPolicy(gatewayPolicy))
+	// Through the listener first (the harness must be serving before it is stopped).
+	d := &device{t: t, g: g, id: "NEVERPROV", version: "14.1"}
+	resp, body := d.do("FolderSync", mustEncode(wbxml.NewElement(wbxml.FolderHierarchyFolderSync, wbxml.NewText(wbxml.FolderHierarchySyncKey, "0"))))
+	d.expectProvisionStatus(resp, body, eas.StatusDeviceNotProvisioned)
 	for _, ver := range []string{"12.1", "14.1", "16.1"} {
 		var ctx fasthttp.RequestCtx
 		ctx.Request.Header.Set("MS-ASProtocolVersion", ver)

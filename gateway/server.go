@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -85,6 +86,10 @@ type Server struct {
 	baseCtx context.Context
 	stop    context.CancelFunc
 	ready   atomic.Bool
+
+	lnMu sync.Mutex
+	lns  []net.Listener
+	shut bool
 
 	ridPrefix string
 	ridSeq    atomic.Uint64
@@ -185,6 +190,17 @@ func (s *Server) Serve(client, admin net.Listener) error {
 			Certificates: []tls.Certificate{cert},
 		})
 	}
+	// A Shutdown that comes before (or while) Serve starts must still stop it: the listeners
+	// are registered first and closed by Shutdown.
+	s.lnMu.Lock()
+	if s.shut {
+		s.lnMu.Unlock()
+		client.Close()
+		admin.Close()
+		return nil
+	}
+	s.lns = []net.Listener{client, admin}
+	s.lnMu.Unlock()
 	s.ready.Store(true)
 	errc := make(chan error, 2)
 	go func() { errc <- s.client.Serve(client) }()
@@ -192,6 +208,9 @@ func (s *Server) Serve(client, admin net.Listener) error {
 	err := <-errc
 	if err2 := <-errc; err == nil {
 		err = err2
+	}
+	if errors.Is(err, net.ErrClosed) {
+		err = nil // closed by Shutdown
 	}
 	return err
 }
@@ -201,7 +220,14 @@ func (s *Server) Serve(client, admin net.Listener) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.ready.Store(false)
 	s.pings.shutdown()
+	s.lnMu.Lock()
+	s.shut = true
+	lns := s.lns
+	s.lnMu.Unlock()
 	err := s.client.ShutdownWithContext(ctx)
+	for _, ln := range lns {
+		_ = ln.Close() // a Serve that had not reached fasthttp's accept loop yet returns too
+	}
 	// Hijacked connections are not the server's any more: wait for their answers here.
 	for s.holding.Load() > 0 && ctx.Err() == nil {
 		time.Sleep(20 * time.Millisecond)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/easgate/easgate/eas/wbxml"
 )
 
 func TestMatchRoute_PathConfusion(t *testing.T) {
@@ -235,5 +237,30 @@ func TestAutodiscover_MobileSync(t *testing.T) {
 		if code, _ := autodiscover([]byte(b), "u"); code == 200 {
 			t.Errorf("accepted %.40q", b)
 		}
+	}
+}
+
+func TestSyncWaits(t *testing.T) {
+	coll := wbxml.NewElement(wbxml.AirSyncCollections, wbxml.NewElement(wbxml.AirSyncCollection,
+		wbxml.NewText(wbxml.AirSyncSyncKey, "5"), wbxml.NewText(wbxml.AirSyncCollectionId, "1")))
+	cases := []struct {
+		body []byte
+		want bool
+	}{
+		{mustEncode(wbxml.NewElement(wbxml.AirSyncSync, coll)), false},
+		{mustEncode(wbxml.NewElement(wbxml.AirSyncSync, coll, wbxml.NewText(wbxml.AirSyncWait, "10"))), true},
+		{mustEncode(wbxml.NewElement(wbxml.AirSyncSync, wbxml.NewText(wbxml.AirSyncHeartbeatInterval, "600"), coll)), true},
+		{mustEncode(wbxml.NewElement(wbxml.PingPing, wbxml.NewText(wbxml.PingHeartbeatInterval, "600"))), false},
+		{nil, false},
+		{[]byte{0x03, 0x01, 0x6a, 0x00, 0x45, 0x5c}, false}, // truncated inside Collections
+	}
+	for i, c := range cases {
+		if got := syncWaits(c.body); got != c.want {
+			t.Errorf("case %d: %v", i, got)
+		}
+	}
+	body := cases[1].body
+	if n := testing.AllocsPerRun(100, func() { syncWaits(body) }); n != 0 {
+		t.Errorf("syncWaits allocates %v times", n)
 	}
 }

@@ -10,11 +10,12 @@ import (
 )
 
 // startGateway runs the easgate gateway as its own process pinned to cpus, in front of
-// upstreamURL, and, when warm > 0, sends one Sync from each of the first warm devices of the
-// fleet so that every device is registered (allowed) and its decision is cached before the
-// measured rounds: the comparison is the steady state, not first contact.
-func startGateway(ctx context.Context, upstreamURL, binary, cpus string, warm int) (*servers.Gateway, error) {
-	g, err := servers.NewGateway(servers.GatewayOptions{Upstream: upstreamURL, Binary: binary, CPUs: cpus})
+// upstreamURL (dir, if set, keeps its files; see servers.GatewayOptions.Dir), and, when
+// warm > 0, sends two Syncs from each of the first warm devices of the fleet so that every
+// device is registered (allowed) and its decision is cached before the measured rounds: the
+// comparison is the steady state, not first contact.
+func startGateway(ctx context.Context, upstreamURL, binary, dir, cpus string, warm int) (*servers.Gateway, error) {
+	g, err := servers.NewGateway(servers.GatewayOptions{Upstream: upstreamURL, Binary: binary, Dir: dir, CPUs: cpus})
 	if err != nil {
 		return nil, err
 	}

@@ -72,6 +72,7 @@ func run() error {
 		listen      = flag.String("listen", "", "for -mode forward-proxy: the loopback address to serve on")
 		gw          = flag.Bool("gateway", false, "also run the easgate gateway (cmd/gateway built into a temp dir, its own process pinned like nginx)")
 		gwBinary    = flag.String("gateway-binary", "", "with -gateway: a built cmd/gateway to run instead of building one")
+		gwDir       = flag.String("gateway-dir", "", "with -gateway: keep the gateway's config, registry and log (gateway.log) in this directory instead of a temporary one")
 		extra       targetFlags
 	)
 	flag.Var(&extra, "target", "extra target name=url (repeatable), e.g. gateway=http://127.0.0.1:8443/Microsoft-Server-ActiveSync")
@@ -133,7 +134,7 @@ func run() error {
 				CPU: func() (time.Duration, error) { return servers.ProcCPU(pid) }})
 		}
 		if *gw {
-			g, err := startGateway(ctx, up.URL, *gwBinary, *proxyCPUs, *devices)
+			g, err := startGateway(ctx, up.URL, *gwBinary, *gwDir, *proxyCPUs, *devices)
 			if err != nil {
 				return err
 			}
@@ -226,7 +227,7 @@ func run() error {
 				return err
 			}
 			defer up3.Close()
-			g, err := startGateway(ctx, up3.URL, *gwBinary, *proxyCPUs, 0)
+			g, err := startGateway(ctx, up3.URL, *gwBinary, *gwDir, *proxyCPUs, 0)
 			if err != nil {
 				return err
 			}
