@@ -84,6 +84,10 @@ type AdminConfig struct {
 	// Token is the bearer token admin clients present. Required; give it as ${ENV_NAME}.
 	// At least 32 characters.
 	Token string `yaml:"token"`
+	// MDMWebhookSecret enables POST /mdm/v1/compliance, where management systems push signed
+	// compliance reports (see mdm.go). At least 32 characters; give it as ${ENV_NAME}.
+	// Empty: disabled (reports go through the admin API with the admin token).
+	MDMWebhookSecret string `yaml:"mdm_webhook_secret"`
 }
 
 // UsersConfig says how user names fold together and what the gateway knows of users.
@@ -323,6 +327,9 @@ func (c *Config) validate() []error {
 	}
 	if len(c.Portal.Key) < 32 {
 		bad("portal.key", "must be at least 32 bytes (give it as ${ENV_NAME})")
+	}
+	if c.Admin.MDMWebhookSecret != "" && len(c.Admin.MDMWebhookSecret) < 32 {
+		bad("admin.mdm_webhook_secret", "must be at least 32 characters")
 	}
 	if len(c.Admin.Token) < 32 {
 		bad("admin.token", "must be at least 32 characters (give it as ${ENV_NAME})")
