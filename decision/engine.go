@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,7 +26,8 @@ type Options struct {
 	CacheSize int64
 	// CacheTTL is how long a cached device record is trusted before it is read again. Writes
 	// through this Engine invalidate at once; writes by another node sharing a PostgreSQL store
-	// become visible within CacheTTL. Default 30s.
+	// become visible within CacheTTL. Each entry's lifetime is CacheTTL ± 20 % (jitter, so a
+	// fleet loaded together does not expire together). Default 30s.
 	CacheTTL time.Duration
 	// StaleMaxAge: when the store is unreachable, a device whose record was last read within
 	// StaleMaxAge keeps its last decision (Decision.Stale); older, and devices not in memory,
@@ -356,6 +358,16 @@ func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, error) {
 	return e.miss(ctx, key, user, in, now, p)
 }
 
+// ttl is CacheTTL ± 20 %, so that devices loaded together (a restart, a burst of reconnects)
+// do not all expire in the same second and re-read the registry on the request path at once.
+func (e *Engine) ttl() time.Duration {
+	t := e.opts.CacheTTL
+	if t <= 0 {
+		return t
+	}
+	return t*4/5 + time.Duration(rand.Int64N(int64(t*2/5)+1))
+}
+
 // changed reports whether the request's user agent or device type differs from the record.
 func changed(d *Device, in *Input) bool {
 	return in.UserAgent != "" && in.UserAgent != d.UserAgent || in.DeviceType != "" && in.DeviceType != d.DeviceType
@@ -468,7 +480,7 @@ func (e *Engine) refresh(ctx context.Context, ent *entry, key uint64, user strin
 	ent.mu.Unlock()
 	ent.dev.Store(&dev)
 	ent.retryAt.Store(0)
-	ent.expires.Store(now.Add(e.opts.CacheTTL).UnixNano())
+	ent.expires.Store(now.Add(e.ttl()).UnixNano())
 	d := e.decideCached(ent, &dev, p, in, user, now, now.UnixNano())
 	if e.gen.Load() != g {
 		ent.expires.Store(0) // a write raced with the read: read again next time
@@ -493,7 +505,7 @@ func (e *Engine) load(ctx context.Context, key uint64, user string, in *Input, n
 		dev, refused, err = e.firstSighting(sctx, user, in, now, p)
 		if err == nil && refused != nil {
 			ent := &entry{user: strings.Clone(user), deviceID: strings.Clone(in.DeviceID), negative: *refused, loadedAt: now}
-			ent.expires.Store(now.Add(e.opts.CacheTTL).UnixNano())
+			ent.expires.Store(now.Add(e.ttl()).UnixNano())
 			e.cacheSet(key, ent)
 			if e.gen.Load() != g {
 				e.cache.Del(key)
@@ -511,7 +523,7 @@ func (e *Engine) load(ctx context.Context, key uint64, user string, in *Input, n
 	// The entry outlives the request: its key strings come from the record, never from Input.
 	ent := &entry{user: dev.User, deviceID: dev.DeviceID, loadedAt: now}
 	ent.dev.Store(&dev)
-	ent.expires.Store(now.Add(e.opts.CacheTTL).UnixNano())
+	ent.expires.Store(now.Add(e.ttl()).UnixNano())
 	ent.seen.Store(nanos(dev.LastSeen))
 	ent.flushedAt.Store(nanos(dev.LastSeen))
 	if dev.LastCommand != "" {
