@@ -15,7 +15,7 @@ func TestExampleConfigLoads(t *testing.T) {
 		}
 	}
 	text := strings.ReplaceAll(ExampleConfig, "/etc/easgate/tls/", dir+"/")
-	env := map[string]string{"EASGATE_ADMIN_TOKEN": strings.Repeat("a", 40), "EASGATE_PORTAL_KEY": strings.Repeat("b", 40), "EASGATE_MDM_SECRET": strings.Repeat("c", 40)}
+	env := map[string]string{"EASGATE_ADMIN_TOKEN": strings.Repeat("a", 40), "EASGATE_PORTAL_KEY": strings.Repeat("b", 40), "EASGATE_MDM_SECRET": strings.Repeat("c", 40), "EASGATE_POLICY_KEY_SECRET": strings.Repeat("d", 40)}
 	c, err := ParseConfig([]byte(text), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
 		t.Fatal(err)
