@@ -96,6 +96,22 @@ func Open(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err error
 		EnrollURL:    qcfg.EnrollURL,
 		Organization: qcfg.Organization,
 		Log:          log,
+		// A user erases company mail from their own lost device: account-only, never a
+		// silent full wipe; a device too old for it (EAS < 16.1) is sent to IT. a.Server is
+		// set below, before any listener serves the portal.
+		Wipe: func(ctx context.Context, user, device string) error {
+			if a.Server == nil {
+				return errors.New("gateway: portal wipe before the server is built")
+			}
+			if err := a.Server.AccountOnlyWipeCheck(ctx, user, device); err != nil {
+				if errors.Is(err, decision.ErrInvalidState) {
+					return fmt.Errorf("%w: %w", portal.ErrWipeRefused, err)
+				}
+				return err
+			}
+			_, err := engine.RequestWipe(ctx, user, device, decision.WipeAccountOnly, portal.WipeActor(user))
+			return err
+		},
 	})
 	if err != nil {
 		return nil, err

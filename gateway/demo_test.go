@@ -17,6 +17,13 @@ import (
 // TestDemoConfigServesMail runs examples/demo.yaml — the README's run command — and syncs the
 // demo mailbox over EAS: FolderSync, then the Inbox, which holds the sample messages.
 func TestDemoConfigServesMail(t *testing.T) {
+	g := startDemoGateway(t)
+	demoSync(t, g)
+}
+
+// startDemoGateway runs examples/demo.yaml on free ports with its registry in a temp dir.
+func startDemoGateway(t *testing.T, opts ...func(*Config)) *testGateway {
+	t.Helper()
 	text, err := os.ReadFile("../examples/demo.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -27,6 +34,9 @@ func TestDemoConfigServesMail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, o := range opts {
+		o(cfg)
+	}
 	app, err := Open(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +46,12 @@ func TestDemoConfigServesMail(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- app.Server.Serve(cl, al) }()
 	t.Cleanup(func() { app.Server.Shutdown(context.Background()); <-done; app.Close() })
-	g := &testGateway{t: t, srv: app.Server, addr: cl.Addr().String(), client: &http.Client{}}
+	return &testGateway{t: t, srv: app.Server, engine: app.Engine, addr: cl.Addr().String(), client: &http.Client{}}
+}
+
+// demoSync syncs the demo mailbox over EAS and checks the failure paths of its credentials.
+func demoSync(t *testing.T, g *testGateway) {
+	t.Helper()
 
 	fs := mustEncode(wbxml.NewElement(wbxml.FolderHierarchyFolderSync, wbxml.NewText(wbxml.FolderHierarchySyncKey, "0")))
 	resp, body := g.do(easReq{cmd: "FolderSync", user: "demo", authUser: "demo@demo.easgate.test", password: "demo", device: "DEMO1", body: fs})
@@ -60,7 +75,7 @@ func TestDemoConfigServesMail(t *testing.T) {
 				wbxml.NewText(wbxml.AirSyncCollectionId, inbox), wbxml.NewText(wbxml.AirSyncGetChanges, "1")))))
 	}
 	_, body = g.do(easReq{cmd: "Sync", user: "demo", authUser: "demo@demo.easgate.test", password: "demo", device: "DEMO1", body: sync("0")})
-	doc, err = wbxml.Parse(body, wbxml.DefaultLimits)
+	doc, err := wbxml.Parse(body, wbxml.DefaultLimits)
 	if err != nil {
 		t.Fatalf("Sync 0: %v %q", err, body)
 	}

@@ -154,10 +154,15 @@ type device struct {
 	version string
 	key     string // current policy key ("" before provisioning)
 	base64  bool   // MS-ASHTTP base64-encoded query: the key travels in the query
+	// user, login and password override the harness's jdoe credentials (the demo mailbox).
+	user, login, password string
 }
 
 func (d *device) req(cmd string, body []byte) easReq {
 	r := easReq{cmd: cmd, user: "jdoe", device: d.id, version: d.version, body: body}
+	if d.user != "" {
+		r.user, r.authUser, r.password = d.user, d.login, d.password
+	}
 	if d.base64 {
 		c, _ := eas.ParseCommand(cmd)
 		v, _ := eas.ParseVersion(d.version)
@@ -922,5 +927,25 @@ func TestProvisioning_QuarantinedSettingsCarryUpstreamKey(t *testing.T) {
 	seen := pu.recorded()
 	if last := seen[len(seen)-1]; last.cmd != eas.CmdSettings || last.policyKey != strconv.FormatUint(uint64(pu.finalKey), 10) {
 		t.Fatalf("upstream got %v with key %q", last.cmd, last.policyKey)
+	}
+}
+
+// TestProvisioning_IMAPModeGatewayIsAuthority: in imap mode there is no upstream policy; the
+// gateway provisions the device itself and the IMAP bridge serves it once it holds the key.
+func TestProvisioning_IMAPModeGatewayIsAuthority(t *testing.T) {
+	g := startDemoGateway(t, func(c *Config) {
+		withEASPolicy(gatewayPolicy)(c, nil)
+	})
+	d := &device{t: t, g: g, id: "IMAPPROV1", version: "14.1", user: "demo", login: "demo@demo.easgate.test", password: "demo"}
+	fs := mustEncode(wbxml.NewElement(wbxml.FolderHierarchyFolderSync, wbxml.NewText(wbxml.FolderHierarchySyncKey, "0")))
+	resp, body := d.do("FolderSync", fs)
+	d.expectProvisionStatus(resp, body, eas.StatusDeviceNotProvisioned)
+	doc := d.provision()
+	if v := intOf(doc.MinDevicePasswordLength); v != "8" {
+		t.Fatalf("policy from the gateway: MinDevicePasswordLength %q", v)
+	}
+	resp, body = d.do("FolderSync", fs)
+	if resp.StatusCode != 200 || statusOf(t, body) != "1" {
+		t.Fatalf("FolderSync with the final key: %d %q", resp.StatusCode, body)
 	}
 }

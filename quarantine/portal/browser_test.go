@@ -130,6 +130,56 @@ func TestPortalBrowser(t *testing.T) {
 	b := browser(t)
 	t.Run("States", func(t *testing.T) { testBrowserStates(t, b) })
 	t.Run("AutoUpdate", func(t *testing.T) { testBrowserAutoUpdate(t, b) })
+	t.Run("Wipe", func(t *testing.T) { testBrowserWipe(t, b) })
+}
+
+// testBrowserWipe clicks through the lost-device wipe as a person would: the device page's
+// button leads to "Are you sure?", only the confirm button there requests the wipe, and the
+// result page says what happens next. The browser's own same-origin posts pass the
+// CSP (form-action 'self') and the origin check.
+func testBrowserWipe(t *testing.T, b context.Context) {
+	w := &fakeWiper{}
+	tp := startPortal(t, func(c *Config) { c.Wipe = w.wipe })
+	dir := artifacts(t)
+	ctx := tab(t, b, "")
+	tp.reg.put("alice@example.com", "ABC123", iphone, allowed)
+	open(t, ctx, tp.link("alice@example.com", "ABC123"))
+	if h := eval(t, ctx, `document.querySelector("#lost h2").textContent`); h != "Lost this device?" {
+		t.Fatalf("lost-device heading %q", h)
+	}
+	if w := eval(t, ctx, `String(document.documentElement.scrollWidth)`); w != "390" {
+		t.Errorf("page is %spx wide on a 390px screen", w)
+	}
+	screenshot(t, ctx, dir, "wipe-offer")
+	click(t, ctx, "#lost button")
+	waitFor(t, ctx, `(document.querySelector("h1")||{}).textContent.includes("Are you sure")`)
+	if got := w.called(); len(got) != 0 {
+		t.Fatalf("the first button requested the wipe: %v", got)
+	}
+	screenshot(t, ctx, dir, "wipe-confirm")
+	click(t, ctx, "#confirm button.confirm")
+	waitFor(t, ctx, `(document.querySelector("h1")||{}).textContent.includes("Company email will be erased")`)
+	if p := eval(t, ctx, `document.getElementById("wiped").textContent`); !strings.Contains(p, doneText) {
+		t.Fatalf("result page %q", p)
+	}
+	if got := w.called(); len(got) != 1 || got[0] != "alice@example.com/ABC123" {
+		t.Fatalf("hook calls %v", got)
+	}
+	// Both posts carried this origin (not "null"), so the origin check really ran.
+	if o := tp.postOrigins(); len(o) != 2 || o[0] != tp.base || o[1] != tp.base {
+		t.Fatalf("POST origins %q, want %q twice", o, tp.base)
+	}
+	screenshot(t, ctx, dir, "wipe-done")
+}
+
+// click clicks the element matching sel (a CSS selector), waiting up to 10 seconds for it.
+func click(t *testing.T, ctx context.Context, sel string) {
+	t.Helper()
+	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := chromedp.Do(tctx, chromedp.Click(chromedp.CSS(sel))); err != nil {
+		t.Fatalf("click %s: %v", sel, err)
+	}
 }
 
 // testBrowserStates renders every state, checks what a person sees, and saves a screenshot

@@ -21,6 +21,19 @@
 // X-Frame-Options: DENY and a Content-Security-Policy of default-src 'none' that admits
 // the page's inline style and script by a per-response nonce and fetches to 'self' only.
 //
+// # Lost device (MS-ASPROV AccountOnlyRemoteWipe)
+//
+// With Config.Wipe set, the device page of a device that is not blocked (blocked includes
+// wipe-pending and wiped, so the blocked page stays identical and never reveals a wipe)
+// has a separate "Lost this device?" section: a script-free POST form to
+// /portal/d/<token>/wipe. That post, or a GET of the URL, only shows "Are you sure?"; the
+// confirmation page's own POST (confirm=yes) calls the WipeFunc, which requests an
+// account-only wipe or refuses with ErrWipeRefused ("contact IT", nothing changed). A post
+// must carry the form token Signer.ActionMAC(token, "wipe"), checked in constant time, and
+// its Origin (else Referer), when present, must be the Signer's origin; both are checked
+// before the registry is asked. Form pages get CSP form-action 'self' and
+// Referrer-Policy same-origin — under no-referrer a browser posts "Origin: null".
+//
 // # Wiring
 //
 // Portal.Handler is a fasthttp.RequestHandler; the gateway routes every path under

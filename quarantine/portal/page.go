@@ -8,12 +8,12 @@ const pageTemplate = `<!DOCTYPE html>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
+<meta name="referrer" content="{{.Referrer}}">
 <meta name="robots" content="noindex, nofollow">
 {{- if .Poll}}
 <noscript><meta http-equiv="refresh" content="{{.RefreshSecs}}"></noscript>
 {{- end}}
-<title>{{if eq .Kind "invalid"}}{{.T.InvalidTitle}}{{else if eq .Kind "expired"}}{{.T.ExpiredTitle}}{{else if eq .Kind "notfound"}}{{.T.NotFoundTitle}}{{else}}{{.T.Title}}{{end}} – {{.Organization}}</title>
+<title>{{if eq .Kind "invalid"}}{{.T.InvalidTitle}}{{else if eq .Kind "expired"}}{{.T.ExpiredTitle}}{{else if eq .Kind "notfound"}}{{.T.NotFoundTitle}}{{else if eq .Kind "forbidden"}}{{.T.ForbiddenTitle}}{{else if eq .Kind "wipe-confirm"}}{{.T.ConfirmTitle}}{{else if eq .Kind "wipe-done"}}{{.T.DoneTitle}}{{else if eq .Kind "wipe-refused"}}{{.T.RefusedTitle}}{{else if eq .Kind "wipe-failed"}}{{.T.FailedTitle}}{{else}}{{.T.Title}}{{end}} – {{.Organization}}</title>
 <style nonce="{{.Nonce}}">
 :root{color-scheme:light}
 *{box-sizing:border-box}
@@ -40,6 +40,13 @@ a{color:#0b57d0}
 a.button{display:inline-block;padding:.7rem 1.1rem;background:#0b57d0;color:#fff;border-radius:.5rem;text-decoration:none;font-weight:600}
 a:focus,a.button:focus{outline:3px solid #f9ab00;outline-offset:2px}
 .muted{color:#4a4a4a;font-size:.9375rem}
+dl.one{margin:0 0 .75rem}
+.lost{margin-top:2rem;border:2px dashed #c5221f;box-shadow:none}
+form{margin:0}
+button{font:inherit;font-weight:600;padding:.7rem 1.1rem;border-radius:.5rem;border:2px solid #b3261e;background:#fff;color:#b3261e;cursor:pointer;max-width:100%}
+button.confirm{background:#b3261e;color:#fff}
+button:focus{outline:3px solid #f9ab00;outline-offset:2px}
+.actions{display:flex;flex-wrap:wrap;gap:1rem;align-items:center;margin-top:1rem}
 </style>
 </head>
 <body>
@@ -59,6 +66,45 @@ a:focus,a.button:focus{outline:3px solid #f9ab00;outline-offset:2px}
 <section class="card bad" aria-labelledby="h">
 <h1 id="h">{{.T.NotFoundTitle}}</h1>
 <p>{{.T.NotFoundP}}</p>
+</section>
+{{- else if eq .Kind "forbidden"}}
+<section class="card bad" aria-labelledby="h">
+<h1 id="h">{{.T.ForbiddenTitle}}</h1>
+<p>{{.T.ForbiddenP}}</p>
+</section>
+{{- else if eq .Kind "wipe-confirm"}}
+<section id="confirm" class="card bad" aria-labelledby="h">
+<h1 id="h">{{.T.ConfirmTitle}}</h1>
+<dl class="one"><dt>{{.T.Device}}</dt><dd>{{.DeviceName}}</dd></dl>
+<p>{{.T.ConfirmP}}</p>
+<p>{{.T.ConfirmKeeps}}</p>
+<p>{{.T.ConfirmFinal}}</p>
+<form method="post" action="{{.WipeURL}}">
+<input type="hidden" name="csrf" value="{{.CSRF}}">
+<input type="hidden" name="confirm" value="yes">
+<div class="actions">
+<button type="submit" class="confirm">{{.T.ConfirmButton}}</button>
+<a href="{{.PageURL}}">{{.T.Cancel}}</a>
+</div>
+</form>
+</section>
+{{- else if eq .Kind "wipe-done"}}
+<section id="wiped" class="card ok" aria-labelledby="h">
+<h1 id="h">{{.T.DoneTitle}}</h1>
+<dl class="one"><dt>{{.T.Device}}</dt><dd>{{.DeviceName}}</dd></dl>
+<p>{{.T.DoneP}}</p>
+<p>{{.T.DoneKeeps}}</p>
+<p>{{.T.DoneNext}}</p>
+</section>
+{{- else if eq .Kind "wipe-refused"}}
+<section class="card warn" aria-labelledby="h">
+<h1 id="h">{{.T.RefusedTitle}}</h1>
+<p>{{.T.RefusedP}}</p>
+</section>
+{{- else if eq .Kind "wipe-failed"}}
+<section class="card bad" aria-labelledby="h">
+<h1 id="h">{{.T.FailedTitle}}</h1>
+<p>{{.T.FailedP}}</p>
 </section>
 {{- else}}
 <section id="status" class="card {{if eq .State "released"}}ok{{else if or (eq .State "blocked") (eq .State "unavailable")}}bad{{else}}warn{{end}}" aria-labelledby="h" aria-live="polite" data-state="{{.State}}" data-v="{{.Version}}"{{if .Poll}} data-poll="{{.PollURL}}" data-interval="{{.PollMillis}}"{{end}}>
@@ -108,6 +154,16 @@ a:focus,a.button:focus{outline:3px solid #f9ab00;outline-offset:2px}
 <dt>{{.T.State}}</dt><dd><span class="badge s-{{.State}}">{{.StateName}}</span></dd>
 </dl>
 </section>
+{{- if .ShowWipe}}
+<section id="lost" class="card lost" aria-labelledby="lh">
+<h2 id="lh">{{.T.LostH}}</h2>
+<p>{{.T.LostP}}</p>
+<form method="post" action="{{.WipeURL}}">
+<input type="hidden" name="csrf" value="{{.CSRF}}">
+<button type="submit">{{.T.WipeButton}}</button>
+</form>
+</section>
+{{- end}}
 {{- end}}
 </main>
 {{- if .Poll}}

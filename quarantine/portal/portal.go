@@ -56,22 +56,28 @@ type Config struct {
 	LookupTimeout time.Duration
 	// Now is the clock (tests). Default time.Now.
 	Now func() time.Time
-	// Log receives lookup failures. Default slog.Default().
+	// Log receives lookup failures and wipe requests. Default slog.Default().
 	Log *slog.Logger
+	// Wipe, when set, lets the user erase company email from their own lost device: the
+	// device page gets a "Lost this device?" section and /portal/d/<token>/wipe is served
+	// (see WipeFunc). Nil hides the feature and the path answers 404. Owned by the caller.
+	Wipe WipeFunc
 }
 
 // Portal serves the remediation pages under PathPrefix:
 //
 //	GET /portal/d/<token>         the device page (HTML)
 //	GET /portal/d/<token>/status  its state as JSON: {"state": "...", "v": "..."}
+//	GET, POST /portal/d/<token>/wipe  the user's own account-only wipe (only with Config.Wipe)
 //
 // The page polls the status endpoint with a few lines of inline script (allowed by a
 // per-response CSP nonce) and reloads itself when the state changes; without script a
 // meta refresh does the same. Responses are never cached. Every page answers from the
 // token's user and device only. It is safe for concurrent use.
 type Portal struct {
-	cfg  Config
-	page *template.Template
+	cfg    Config
+	page   *template.Template
+	origin string // the Signer's base origin, what a same-origin form post's Origin says
 }
 
 // New validates cfg and returns a Portal.
@@ -111,7 +117,11 @@ func New(cfg Config) (*Portal, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Portal{cfg: cfg, page: t}, nil
+	origin, ok := originOf(cfg.Signer.base)
+	if !ok {
+		return nil, errors.New("portal: the Signer's base URL has no usable origin")
+	}
+	return &Portal{cfg: cfg, page: t, origin: origin}, nil
 }
 
 // States a page can show.
@@ -159,6 +169,14 @@ type pageData struct {
 	DeviceType   string
 	Fixes        []string
 	EnrollURL    string
+	// Form pages (the wipe section and its confirmation) need CSP form-action 'self' and a
+	// same-origin referrer policy, so that the browser's POST carries the real Origin.
+	Form     bool
+	Referrer string
+	ShowWipe bool   // the device page's "Lost this device?" section
+	PageURL  string // the device page (the confirmation's cancel link)
+	WipeURL  string
+	CSRF     string // Signer.ActionMAC(token, "wipe")
 }
 
 // Handler serves one request; it is a fasthttp.RequestHandler. Paths outside PathPrefix get
@@ -167,20 +185,23 @@ func (p *Portal) Handler(ctx *fasthttp.RequestCtx) {
 	lang := quarantine.NegotiateLanguage(0, string(ctx.Request.Header.Peek("Accept-Language")),
 		[]string{"de", "en"}, "en")
 	data := pageData{Lang: lang, T: texts[lang], Organization: p.cfg.Organization}
-	if !ctx.IsGet() && !ctx.IsHead() {
-		ctx.Response.Header.Set("Allow", "GET, HEAD")
+	rest, ok := strings.CutPrefix(string(ctx.Path()), PathPrefix+"d/")
+	tok, status := strings.CutSuffix(rest, "/status")
+	wipe := false
+	if !status && p.cfg.Wipe != nil {
+		tok, wipe = strings.CutSuffix(rest, "/wipe")
+	}
+	allow := "GET, HEAD"
+	if wipe {
+		allow = "GET, HEAD, POST"
+	}
+	if !ctx.IsGet() && !ctx.IsHead() && !(wipe && ctx.IsPost()) {
+		ctx.Response.Header.Set("Allow", allow)
 		data.Kind = "notfound"
 		p.write(ctx, fasthttp.StatusMethodNotAllowed, &data)
 		return
 	}
-	rest, ok := strings.CutPrefix(string(ctx.Path()), PathPrefix+"d/")
-	if !ok {
-		data.Kind = "notfound"
-		p.write(ctx, fasthttp.StatusNotFound, &data)
-		return
-	}
-	tok, status := strings.CutSuffix(rest, "/status")
-	if strings.Contains(tok, "/") {
+	if !ok || strings.Contains(tok, "/") {
 		data.Kind = "notfound"
 		p.write(ctx, fasthttp.StatusNotFound, &data)
 		return
@@ -199,9 +220,11 @@ func (p *Portal) Handler(ctx *fasthttp.RequestCtx) {
 		p.write(ctx, code, &data)
 		return
 	}
-	lctx, cancel := context.WithTimeout(context.Background(), p.cfg.LookupTimeout)
-	dev, d, err := p.cfg.Lookup.Lookup(lctx, user, deviceID)
-	cancel()
+	if wipe {
+		p.wipe(ctx, &data, tok, user, deviceID)
+		return
+	}
+	dev, d, err := p.lookup(user, deviceID)
 	data.Kind = "device"
 	code := fasthttp.StatusOK
 	switch {
@@ -244,8 +267,20 @@ func (p *Portal) Handler(ctx *fasthttp.RequestCtx) {
 			data.PollMillis = p.cfg.PollInterval.Milliseconds()
 			data.RefreshSecs = max(int64(p.cfg.PollInterval/time.Second)*6, 30)
 		}
+		if p.cfg.Wipe != nil && wipeAllowed(data.State, &dev) {
+			data.ShowWipe, data.Form = true, true
+			data.WipeURL = PathPrefix + "d/" + tok + "/wipe"
+			data.CSRF = p.cfg.Signer.ActionMAC(tok, wipeAction)
+		}
 	}
 	p.write(ctx, code, &data)
+}
+
+// lookup asks the registry, bounded by LookupTimeout.
+func (p *Portal) lookup(user, deviceID string) (decision.Device, decision.Decision, error) {
+	lctx, cancel := context.WithTimeout(context.Background(), p.cfg.LookupTimeout)
+	defer cancel()
+	return p.cfg.Lookup.Lookup(lctx, user, deviceID)
 }
 
 // stateVersion identifies what the page shows, so the script can tell a change.
@@ -263,14 +298,20 @@ func stateVersion(state string, failures []decision.Failure) string {
 
 // securityHeaders marks every response personal and locks the page down: nothing cached,
 // no framing, no referrer (the URL holds the token), and a CSP that allows only the
-// page's own inline style and script by nonce and same-origin fetches.
-func securityHeaders(h *fasthttp.ResponseHeader, nonce string) {
+// page's own inline style and script by nonce and same-origin fetches. A page with a form
+// (form) may post to its own origin, and sends its referrer to its own origin only: with
+// "no-referrer" a browser posts "Origin: null", which the wipe's origin check refuses.
+func securityHeaders(h *fasthttp.ResponseHeader, nonce string, form bool) {
 	h.Set("Cache-Control", "no-store, private")
 	h.Set("Pragma", "no-cache")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Referrer-Policy", referrerPolicy(form))
 	h.Set("X-Frame-Options", "DENY")
-	csp := "default-src 'none'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+	formAction := "'none'"
+	if form {
+		formAction = "'self'"
+	}
+	csp := "default-src 'none'; connect-src 'self'; base-uri 'none'; form-action " + formAction + "; frame-ancestors 'none'"
 	if nonce != "" {
 		csp += "; script-src 'nonce-" + nonce + "'; style-src 'nonce-" + nonce + "'"
 	}
@@ -281,24 +322,32 @@ func (p *Portal) write(ctx *fasthttp.RequestCtx, code int, data *pageData) {
 	var nb [18]byte
 	_, _ = rand.Read(nb[:])
 	data.Nonce = base64.RawURLEncoding.EncodeToString(nb[:]) // CSP base64-value; no "+" for html/template to escape
+	data.Referrer = referrerPolicy(data.Form)
 	var b strings.Builder
 	if err := p.page.Execute(&b, data); err != nil {
 		p.cfg.Log.Error("portal page", slog.String("err", err.Error()))
 		ctx.Response.Reset()
-		securityHeaders(&ctx.Response.Header, "")
+		securityHeaders(&ctx.Response.Header, "", false)
 		ctx.Error("internal error", fasthttp.StatusInternalServerError)
 		return
 	}
-	securityHeaders(&ctx.Response.Header, data.Nonce)
+	securityHeaders(&ctx.Response.Header, data.Nonce, data.Form)
 	ctx.SetStatusCode(code)
 	ctx.SetContentType("text/html; charset=utf-8")
 	ctx.Response.Header.Set("Content-Language", data.Lang)
 	ctx.SetBodyString(b.String())
 }
 
+func referrerPolicy(form bool) string {
+	if form {
+		return "same-origin"
+	}
+	return "no-referrer"
+}
+
 func (p *Portal) writeJSON(ctx *fasthttp.RequestCtx, code int, v any) {
 	b, _ := json.Marshal(v)
-	securityHeaders(&ctx.Response.Header, "")
+	securityHeaders(&ctx.Response.Header, "", false)
 	ctx.SetStatusCode(code)
 	ctx.SetContentType("application/json")
 	ctx.SetBody(b)

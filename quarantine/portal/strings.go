@@ -3,37 +3,57 @@ package portal
 // text is the portal's wording in one language. Failing rules are worded by the quarantine
 // templates (Renderer.Fix), so that page and message say the same.
 type text struct {
-	Title          string
-	Device         string
-	Name           string
-	Model          string
-	OS             string
-	Type           string
-	State          string
-	Unknown        string
-	NotCompliantH  string
-	NotCompliantP  string
-	FixH           string
-	NotEnrolledH   string
-	NotEnrolledP   string
-	EnrollLink     string
-	EnrollAsk      string
-	PendingH       string
-	PendingP       string
-	BlockedH       string
-	BlockedP       string
-	ReleasedH      string
-	ReleasedP      string
-	UnavailableH   string
-	UnavailableP   string
-	AutoUpdate     string
-	InvalidTitle   string
-	InvalidP       string
-	ExpiredTitle   string
-	ExpiredP       string
-	NotFoundTitle  string
-	NotFoundP      string
-	StateNames     map[string]string
+	Title         string
+	Device        string
+	Name          string
+	Model         string
+	OS            string
+	Type          string
+	State         string
+	Unknown       string
+	NotCompliantH string
+	NotCompliantP string
+	FixH          string
+	NotEnrolledH  string
+	NotEnrolledP  string
+	EnrollLink    string
+	EnrollAsk     string
+	PendingH      string
+	PendingP      string
+	BlockedH      string
+	BlockedP      string
+	ReleasedH     string
+	ReleasedP     string
+	UnavailableH  string
+	UnavailableP  string
+	AutoUpdate    string
+	InvalidTitle  string
+	InvalidP      string
+	ExpiredTitle  string
+	ExpiredP      string
+	NotFoundTitle string
+	NotFoundP     string
+	StateNames    map[string]string
+	// The user's own wipe of a lost device.
+	LostH          string
+	LostP          string
+	WipeButton     string
+	ConfirmTitle   string
+	ConfirmP       string
+	ConfirmKeeps   string
+	ConfirmFinal   string
+	ConfirmButton  string
+	Cancel         string
+	DoneTitle      string
+	DoneP          string
+	DoneKeeps      string
+	DoneNext       string
+	RefusedTitle   string
+	RefusedP       string
+	FailedTitle    string
+	FailedP        string
+	ForbiddenTitle string
+	ForbiddenP     string
 	ContactPrefix  string
 	CheckedAtLabel string
 }
@@ -75,6 +95,25 @@ var texts = map[string]*text{
 			"pending_approval": "waiting for approval", "blocked": "blocked",
 			"released": "compliant", "unavailable": "unknown",
 		},
+		LostH:          "Lost this device?",
+		LostP:          "If this device was lost or stolen, you can have your company email erased from it. Your personal apps and data on it are not touched.",
+		WipeButton:     "Erase company email from this device",
+		ConfirmTitle:   "Are you sure you want to erase company email from this device?",
+		ConfirmP:       "The next time the device connects, the company account — with its email, calendar and contacts — is removed from it, and the device receives no company email until then.",
+		ConfirmKeeps:   "Personal apps, photos and other data on the device stay as they are.",
+		ConfirmFinal:   "This cannot be undone. To use company email on this device again, you would have to set up the account again.",
+		ConfirmButton:  "Yes, erase company email",
+		Cancel:         "Cancel",
+		DoneTitle:      "Company email will be erased from this device",
+		DoneP:          "The company account is removed from the device the next time it connects. Until then the device receives no company email. If it is switched off or offline, this happens as soon as it is back online.",
+		DoneKeeps:      "Your personal apps, photos and other data on the device are not touched.",
+		DoneNext:       "Please also change your password and tell your IT department that the device is lost.",
+		RefusedTitle:   "Please contact your IT department",
+		RefusedP:       "Company email cannot be erased from this device on this page, so nothing was changed. Your IT department can block the device or erase it for you.",
+		FailedTitle:    "Your request could not be completed",
+		FailedP:        "Please try again in a minute. If this keeps happening, contact your IT department.",
+		ForbiddenTitle: "This request could not be verified",
+		ForbiddenP:     "Nothing was changed. Open the page again from the link in your message and try again.",
 	},
 	"de": {
 		Title:         "Ihr Gerät und die Firmen-E-Mail",
@@ -112,5 +151,24 @@ var texts = map[string]*text{
 			"pending_approval": "wartet auf Freigabe", "blocked": "gesperrt",
 			"released": "freigegeben", "unavailable": "unbekannt",
 		},
+		LostH:          "Gerät verloren?",
+		LostP:          "Wenn dieses Gerät verloren gegangen ist oder gestohlen wurde, können Sie Ihre Firmen-E-Mail darauf löschen lassen. Ihre persönlichen Apps und Daten auf dem Gerät bleiben unberührt.",
+		WipeButton:     "Firmen-E-Mail von diesem Gerät löschen",
+		ConfirmTitle:   "Möchten Sie die Firmen-E-Mail wirklich von diesem Gerät löschen?",
+		ConfirmP:       "Sobald sich das Gerät das nächste Mal verbindet, wird das Firmenkonto – mit E-Mails, Kalender und Kontakten – davon entfernt. Bis dahin erhält das Gerät keine Firmen-E-Mail.",
+		ConfirmKeeps:   "Persönliche Apps, Fotos und andere Daten auf dem Gerät bleiben erhalten.",
+		ConfirmFinal:   "Das lässt sich nicht rückgängig machen. Um die Firmen-E-Mail auf diesem Gerät wieder zu nutzen, müssten Sie das Konto neu einrichten.",
+		ConfirmButton:  "Ja, Firmen-E-Mail löschen",
+		Cancel:         "Abbrechen",
+		DoneTitle:      "Die Firmen-E-Mail wird von diesem Gerät gelöscht",
+		DoneP:          "Das Firmenkonto wird vom Gerät entfernt, sobald es sich das nächste Mal verbindet. Bis dahin erhält das Gerät keine Firmen-E-Mail. Ist es ausgeschaltet oder offline, geschieht das, sobald es wieder online ist.",
+		DoneKeeps:      "Ihre persönlichen Apps, Fotos und anderen Daten auf dem Gerät bleiben unberührt.",
+		DoneNext:       "Bitte ändern Sie außerdem Ihr Passwort und melden Sie den Verlust Ihrer IT-Abteilung.",
+		RefusedTitle:   "Bitte wenden Sie sich an Ihre IT-Abteilung",
+		RefusedP:       "Die Firmen-E-Mail kann auf dieser Seite nicht von diesem Gerät gelöscht werden; es wurde nichts geändert. Ihre IT-Abteilung kann das Gerät sperren oder für Sie löschen.",
+		FailedTitle:    "Ihre Anfrage konnte nicht ausgeführt werden",
+		FailedP:        "Bitte versuchen Sie es in einer Minute erneut. Wenn das wiederholt passiert, wenden Sie sich an Ihre IT-Abteilung.",
+		ForbiddenTitle: "Diese Anfrage konnte nicht bestätigt werden",
+		ForbiddenP:     "Es wurde nichts geändert. Öffnen Sie die Seite erneut über den Link in Ihrer Nachricht und versuchen Sie es noch einmal.",
 	},
 }

@@ -112,3 +112,38 @@ func (s *Signer) Verify(tok string, now time.Time) (user, deviceID string, expir
 	}
 	return user, deviceID, expires, nil
 }
+
+// actionContext separates form tokens (ActionMAC) from link tokens under the same key.
+const actionContext = "easgate-portal-action\x00"
+
+// maxActionMACLen bounds the form tokens VerifyAction looks at, before any decoding.
+const maxActionMACLen = 64
+
+// ActionMAC returns the form token that binds action (such as "wipe") to the link token tok:
+// HMAC-SHA256 under the signer's key, in its own context so it can never pass for a link
+// token, base64url-encoded. A page puts it in a hidden form field; only a page this gateway
+// rendered for tok can have it, which is what makes a cross-site form post fail.
+func (s *Signer) ActionMAC(tok, action string) string {
+	return base64.RawURLEncoding.EncodeToString(s.actionMAC(tok, action))
+}
+
+// VerifyAction reports whether mac is ActionMAC(tok, action), compared in constant time.
+func (s *Signer) VerifyAction(tok, action, mac string) bool {
+	if mac == "" || len(mac) > maxActionMACLen {
+		return false
+	}
+	got, err := base64.RawURLEncoding.DecodeString(mac)
+	if err != nil {
+		return false
+	}
+	return hmac.Equal(got, s.actionMAC(tok, action))
+}
+
+func (s *Signer) actionMAC(tok, action string) []byte {
+	m := hmac.New(sha256.New, s.key)
+	m.Write([]byte(actionContext))
+	m.Write(binary.AppendUvarint(nil, uint64(len(tok))))
+	m.Write([]byte(tok))
+	m.Write([]byte(action))
+	return m.Sum(nil)
+}

@@ -87,3 +87,31 @@ func TestNewSignerRejectsShortKey(t *testing.T) {
 		t.Fatal("base URL without scheme accepted")
 	}
 }
+
+// The wipe form token is bound to its link token and its action, and is no link token.
+func TestSignerActionMAC(t *testing.T) {
+	s, err := NewSigner(key, "https://mail.example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := s.Token("alice@example.com", "ABC123", time.Now().Add(time.Hour))
+	tok2 := s.Token("alice@example.com", "ABC124", time.Now().Add(time.Hour))
+	mac := s.ActionMAC(tok, "wipe")
+	if !s.VerifyAction(tok, "wipe", mac) {
+		t.Fatal("own MAC refused")
+	}
+	other, _ := NewSigner(append([]byte("x"), key...), "https://mail.example.com")
+	for name, ok := range map[string]bool{
+		"other action":     s.VerifyAction(tok, "wip", mac),
+		"other token":      s.VerifyAction(tok2, "wipe", mac),
+		"other key":        other.VerifyAction(tok, "wipe", mac),
+		"empty":            s.VerifyAction(tok, "wipe", ""),
+		"padded":           s.VerifyAction(tok, "wipe", mac+"="),
+		"too long":         s.VerifyAction(tok, "wipe", mac+strings.Repeat("A", 64)),
+		"link token's MAC": s.VerifyAction(tok, "wipe", tok[strings.IndexByte(tok, '.')+1:]),
+	} {
+		if ok {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
