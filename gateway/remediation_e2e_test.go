@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"regexp"
@@ -132,5 +133,52 @@ func TestRemediationMailReachesRealMailbox(t *testing.T) {
 	}
 	if g.up.hits.Load() != 0 {
 		t.Fatal("the quarantined device reached the upstream")
+	}
+}
+
+// TestPortalWipeReachesRegistry: a user erases company mail from their own lost device through
+// the remediation page; the gateway records an account-only wipe and the device's next request
+// is answered RemoteWipeRequested (140), which sends it to Provision, where the wipe is delivered. The form is read from the page like a browser would.
+func TestPortalWipeReachesRegistry(t *testing.T) {
+	g := startGateway(t, func(_ *Config, p *decision.Policy) { p.UnknownDevice = decision.Quarantine })
+	g.do(easReq{cmd: "Sync", user: "jdoe", device: "LOST161", version: "16.1", body: syncRequest})
+	link := g.srv.portalLink("jdoe@example.com", "LOST161")
+	path := strings.TrimPrefix(link, "https://gw.example.com")
+	resp, err := http.Get("http://" + g.addr + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(page)
+	if resp.StatusCode != 200 || m == nil {
+		t.Fatalf("device page: %d, no wipe form:\n%s", resp.StatusCode, page)
+	}
+	post := func(origin string) int {
+		form := "csrf=" + string(m[1]) + "&confirm=yes"
+		req, _ := http.NewRequest("POST", "http://"+g.addr+path+"/wipe", strings.NewReader(form))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", origin)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post("https://evil.example"); code != 403 {
+		t.Fatalf("foreign origin: %d", code)
+	}
+	if code := post("https://gw.example.com"); code != 200 {
+		t.Fatalf("wipe: %d", code)
+	}
+	d, err := g.engine.Device(context.Background(), "jdoe@example.com", "LOST161")
+	if err != nil || d.Wipe.Kind != decision.WipeAccountOnly {
+		t.Fatalf("registry after the portal wipe: %+v %v", d.Wipe, err)
+	}
+	// The device's next request is told to provision, where the wipe is delivered.
+	resp2, body := g.do(easReq{cmd: "Sync", user: "jdoe", device: "LOST161", version: "16.1", body: syncRequest})
+	if resp2.StatusCode != 200 || statusOf(t, body) != "140" {
+		t.Fatalf("next request after the wipe: %d status %q", resp2.StatusCode, statusOf(t, body))
 	}
 }
