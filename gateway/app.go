@@ -109,8 +109,13 @@ func Open(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err error
 				}
 				return err
 			}
-			_, err := engine.RequestWipe(ctx, user, device, decision.WipeAccountOnly, portal.WipeActor(user))
-			return err
+			if _, err := engine.RequestWipe(ctx, user, device, decision.WipeAccountOnly, portal.WipeActor(user)); err != nil {
+				return err
+			}
+			if a.Server.notices != nil {
+				a.Server.notices.admin(notifier.EventWipe, user, device, "user_requested")
+			}
+			return nil
 		},
 	})
 	if err != nil {
