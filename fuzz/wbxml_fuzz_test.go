@@ -182,3 +182,53 @@ func FuzzWBXMLXML(f *testing.F) {
 		}
 	})
 }
+
+// FuzzWBXMLSkip checks Decoder.Skip (which walks well-formed content without building tokens)
+// against skipping with Next: the same error, the same position, the same tokens afterwards.
+func FuzzWBXMLSkip(f *testing.F) {
+	for _, s := range wbxmlSeeds {
+		f.Add(s, uint8(1))
+	}
+	f.Fuzz(func(t *testing.T, doc []byte, skipAt uint8) {
+		fast, slow := wbxml.NewDecoder(doc, fuzzLimits), wbxml.NewDecoder(doc, fuzzLimits)
+		for i := 0; i < 1<<16; i++ {
+			ta, ea := fast.Next()
+			tb, eb := slow.Next()
+			if errString(ea) != errString(eb) || ta.Kind != tb.Kind || ta.Tag != tb.Tag || ta.Offset != tb.Offset || !bytes.Equal(ta.Data, tb.Data) {
+				t.Fatalf("token %d differs: %+v %v / %+v %v", i, ta, ea, tb, eb)
+			}
+			if ea != nil {
+				return
+			}
+			// Skip every element with content that opens at the chosen depth.
+			if ta.Kind != wbxml.StartTag || !ta.HasContent || fast.Depth() != int(skipAt%4)+1 {
+				continue
+			}
+			ea = fast.Skip()
+			depth := slow.Depth()
+			for {
+				tok, err := slow.Next()
+				if err != nil {
+					eb = err
+					break
+				}
+				if tok.Kind == wbxml.EndTag && slow.Depth() < depth {
+					break
+				}
+			}
+			if errString(ea) != errString(eb) || fast.Offset() != slow.Offset() || fast.Depth() != slow.Depth() {
+				t.Fatalf("Skip: %v at %d depth %d; Next: %v at %d depth %d", ea, fast.Offset(), fast.Depth(), eb, slow.Offset(), slow.Depth())
+			}
+			if ea != nil {
+				return
+			}
+		}
+	})
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

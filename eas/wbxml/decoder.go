@@ -433,9 +433,17 @@ func isRejectedGlobal(b byte) bool {
 }
 
 // Skip consumes tokens up to and including the EndTag of the element whose
-// StartTag (with HasContent) was the last token returned.
+// StartTag (with HasContent) was the last token returned. Well-formed content is
+// walked without building tokens (see skipFast); the result, the position and
+// any error are exactly those of calling Next until that EndTag.
 func (d *Decoder) Skip() error {
 	depth := len(d.stack)
+	if d.err == nil && d.hdrDone && depth > 0 {
+		d.skipFast(depth)
+		if len(d.stack) < depth {
+			return nil
+		}
+	}
 	for {
 		tok, err := d.Next()
 		if err != nil {
@@ -445,4 +453,64 @@ func (d *Decoder) Skip() error {
 			return nil
 		}
 	}
+}
+
+// skipFast is Skip's fast path. It walks the tokens that make up well-formed EAS
+// content — tags without attributes (after an optional SWITCH_PAGE), END and
+// inline strings — updating position, code page and element stack as Next
+// would, and stops at the end of the element open at depth, or at the first
+// token it does not handle (string references, opaque data, anything Next
+// refuses, a limit about to be exceeded), leaving the decoder exactly where
+// Next resumes and reports it.
+func (d *Decoder) skipFast(depth int) {
+	buf, pos, page, stack := d.buf, d.pos, d.page, d.stack
+loop:
+	for pos < len(buf) {
+		b, p, n := buf[pos], page, pos
+		if b == 0x00 { // SWITCH_PAGE: only before a plain tag
+			if pos+2 >= len(buf) || buf[pos+1] >= NumPages {
+				break
+			}
+			p, n = buf[pos+1], pos+2
+			b = buf[n]
+			if b&0x3F < 0x05 || b&0x80 != 0 {
+				break
+			}
+		}
+		switch {
+		case b&0x3F >= 0x05 && b&0x80 == 0: // a tag without attributes
+			if b&0x40 != 0 {
+				if len(stack) >= d.lim.MaxDepth {
+					break loop
+				}
+				stack = append(stack, Tag(p)<<8|Tag(b&0x3F))
+			}
+			page, pos = p, n+1
+		case b == 0x01: // END
+			if len(stack) == 0 {
+				break loop
+			}
+			stack = stack[:len(stack)-1]
+			pos++
+			if len(stack) == 0 {
+				d.rootDone = true
+			}
+			if len(stack) < depth {
+				break loop
+			}
+		case b == 0x03: // STR_I
+			window := buf[pos+1:]
+			if len(window) > d.lim.MaxStringLen+1 {
+				window = window[:d.lim.MaxStringLen+1]
+			}
+			i := bytes.IndexByte(window, 0)
+			if i < 0 {
+				break loop
+			}
+			pos += 1 + i + 1
+		default:
+			break loop
+		}
+	}
+	d.pos, d.page, d.stack = pos, page, stack
 }
