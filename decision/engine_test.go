@@ -311,12 +311,12 @@ func TestCacheMissReadsRegistry(t *testing.T) {
 	}
 	decision.Evict(f.e, ann, "D1")
 	f.expect(in, decision.Block, decision.ReasonAdminBlock)
-	// Another node's write becomes visible after CacheTTL without eviction.
+	// Another node's write becomes visible after CacheTTL (30 s, up to 20 % jitter) without eviction.
 	ok[decision.Device](t)(f.store.UpdateDevice(ctx, ann, "D1", false, func(d *decision.Device) error {
 		d.Override = decision.OverrideAllow
 		return nil
 	}))
-	f.clk.Add(31 * time.Second)
+	f.clk.Add(37 * time.Second)
 	f.expect(in, decision.Allow, decision.ReasonAdminAllow)
 }
 

@@ -545,7 +545,9 @@ func TestAdminPolicyReadAndChange(t *testing.T) {
 }
 
 // TestPingAnsweredAtOnceIsDelivered: an upstream that answers a Ping immediately (a change was
-// already pending) must get its answer to the device every time, over many rounds.
+// already pending) must get its answer to the device every time, over many rounds. Regression:
+// the upstream client waited for a held answer through the poller after RawConn.Read had reset
+// its readiness, so an answer that was already there was seen only at the Ping deadline.
 func TestPingAnsweredAtOnceIsDelivered(t *testing.T) {
 	g := startGateway(t)
 	g.up.mu.Lock()

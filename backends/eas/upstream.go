@@ -492,6 +492,10 @@ func (c *call) exchange(ctx context.Context, req *fasthttp.Request, timeout time
 // waitReadable blocks until conn has bytes to read (or is closed, or its read deadline
 // passes) without reading them, using the runtime's poller: a held request then owns no read
 // buffer while it waits. Connections without a raw file descriptor return at once.
+//
+// RawConn.Read resets the poller's readiness before calling the function, so bytes that arrived
+// earlier (an upstream that answered at once) would never signal again: the function must look
+// at the socket itself before asking to wait (peekReady), or the wait lasts until the deadline.
 func waitReadable(conn net.Conn) error {
 	if tc, ok := conn.(*tls.Conn); ok {
 		conn = tc.NetConn()
@@ -504,16 +508,7 @@ func waitReadable(conn net.Conn) error {
 	if err != nil {
 		return nil
 	}
-	first := true
-	err = rc.Read(func(uintptr) bool {
-		// false the first time: park in the poller until the socket is readable.
-		if first {
-			first = false
-			return false
-		}
-		return true
-	})
-	return err
+	return rc.Read(func(fd uintptr) bool { return peekReady(fd) })
 }
 
 // dropConn closes the connection and releases the reader.
