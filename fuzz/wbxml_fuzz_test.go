@@ -190,9 +190,9 @@ func FuzzWBXMLSkip(f *testing.F) {
 		f.Add(s, uint8(1))
 	}
 	f.Fuzz(func(t *testing.T, doc []byte, skipAt uint8) {
-		fast, slow := wbxml.NewDecoder(doc, fuzzLimits), wbxml.NewDecoder(doc, fuzzLimits)
+		walker, slow := wbxml.NewDecoder(doc, fuzzLimits), wbxml.NewDecoder(doc, fuzzLimits)
 		for i := 0; i < 1<<16; i++ {
-			ta, ea := fast.Next()
+			ta, ea := walker.Next()
 			tb, eb := slow.Next()
 			if errString(ea) != errString(eb) || ta.Kind != tb.Kind || ta.Tag != tb.Tag || ta.Offset != tb.Offset || !bytes.Equal(ta.Data, tb.Data) {
 				t.Fatalf("token %d differs: %+v %v / %+v %v", i, ta, ea, tb, eb)
@@ -201,10 +201,10 @@ func FuzzWBXMLSkip(f *testing.F) {
 				return
 			}
 			// Skip every element with content that opens at the chosen depth.
-			if ta.Kind != wbxml.StartTag || !ta.HasContent || fast.Depth() != int(skipAt%4)+1 {
+			if ta.Kind != wbxml.StartTag || !ta.HasContent || walker.Depth() != int(skipAt%4)+1 {
 				continue
 			}
-			ea = fast.Skip()
+			ea = walker.Skip()
 			depth := slow.Depth()
 			for {
 				tok, err := slow.Next()
@@ -216,8 +216,8 @@ func FuzzWBXMLSkip(f *testing.F) {
 					break
 				}
 			}
-			if errString(ea) != errString(eb) || fast.Offset() != slow.Offset() || fast.Depth() != slow.Depth() {
-				t.Fatalf("Skip: %v at %d depth %d; Next: %v at %d depth %d", ea, fast.Offset(), fast.Depth(), eb, slow.Offset(), slow.Depth())
+			if errString(ea) != errString(eb) || walker.Offset() != slow.Offset() || walker.Depth() != slow.Depth() {
+				t.Fatalf("Skip: %v at %d depth %d; Next: %v at %d depth %d", ea, walker.Offset(), walker.Depth(), eb, slow.Offset(), slow.Depth())
 			}
 			if ea != nil {
 				return
