@@ -3,7 +3,6 @@ package gateway
 import (
 	"bytes"
 	"encoding/xml"
-	"errors"
 	"net/mail"
 	"strconv"
 	"strings"
@@ -26,8 +25,6 @@ type adRequest struct {
 		AcceptableResponseSchema string `xml:"AcceptableResponseSchema"`
 	} `xml:"Request"`
 }
-
-var errAutodiscoverSchema = errors.New("gateway: autodiscover: unsupported response schema")
 
 // autodiscover builds the answer to one Autodiscover POST body. The returned status is the HTTP
 // status; the body is always an Autodiscover XML document (clients show its error text).

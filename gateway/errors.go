@@ -21,7 +21,6 @@ var (
 	errUserMismatch  = &httpError{status: 403, text: "the EAS User does not match the authenticated identity", metric: "user_mismatch"}
 	errBadMethod     = &httpError{status: 405, text: "method not allowed"}
 	errNotFound      = &httpError{status: 404, text: "not found"}
-	errBodyTooLarge  = &httpError{status: 413, text: "request body too large"}
 	errPingCapacity  = &httpError{status: 503, text: "too many held requests", retryAfter: 60}
 	errDraining      = &httpError{status: 503, text: "shutting down", retryAfter: 5}
 )

@@ -212,6 +212,5 @@ var (
 	errNoUser          = newErr(CodeInvalidToken, ReasonNoUser, "token names no user")
 	errBadClaim        = newErr(CodeInvalidToken, ReasonBadClaim, "malformed claim")
 	errRevoked         = newErr(CodeInvalidToken, ReasonRevoked, "access revoked")
-	errInternal        = newErr(CodeInvalidToken, ReasonInternal, "token could not be validated")
 	errCancelled       = newErr(CodeInvalidToken, ReasonContextCancelled, "token could not be validated")
 )

@@ -70,7 +70,7 @@ func TestDovecot_SyncCycle(t *testing.T) {
 	// Backend restart on the same database, mid-sync.
 	b.Close()
 	st.Close()
-	b, st = dovecotBackend(t, d, "", dir)
+	b, _ = dovecotBackend(t, d, "", dir) // closed by the test's cleanup
 	dev.b = b
 	dev.syncAll(inbox, 10)
 	if n := len(dev.items[inbox]); n != 26 {
