@@ -236,6 +236,14 @@ func (s *Server) auditSpoofing(user, device, detail string) {
 	go s.admin.RecordSpoofing(s.baseCtx, user, device, detail)
 }
 
+// upstreamCredentials replaces the device's Authorization with the configured service
+// credential, when there is one (backend.eas.service_authorization).
+func (s *Server) upstreamCredentials(req *fasthttp.Request) {
+	if a := s.cfg.Backend.EAS.ServiceAuthorization; a != "" {
+		req.Header.Set("Authorization", a)
+	}
+}
+
 // forward sends an allowed request to the backend and streams its answer back.
 func (s *Server) forward(ctx *fasthttp.RequestCtx, st *reqState) error {
 	if st.req.Cmd == eas.CmdSettings {
@@ -254,9 +262,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *reqState) error {
 	if !opt.Idempotent {
 		opt.Class = upstream.ClassSend
 	}
-	if a := s.cfg.Backend.EAS.ServiceAuthorization; a != "" {
-		ctx.Request.Header.Set("Authorization", a)
-	}
+	s.upstreamCredentials(&ctx.Request)
 	// The backend bounds the exchange by the command class's timeouts; the base context ends
 	// only when the gateway stops.
 	start := time.Now()

@@ -21,9 +21,35 @@ type metrics struct {
 	heldPings prometheus.GaugeFunc
 	authFail  *prometheus.CounterVec // reason
 
-	mu       sync.RWMutex
-	reqCache map[reqKey]prometheus.Counter
-	decCache map[decKey]prometheus.Counter
+	reqCache counterCache[reqKey]
+	decCache counterCache[decKey]
+}
+
+// counterCache resolves a label set to its counter once; later observations are a map read
+// under a read lock. It holds at most 4096 label sets (commands × codes, actions × reasons
+// including rule IDs: bounded by the configuration), beyond which it stops caching.
+type counterCache[K comparable] struct {
+	mu sync.RWMutex
+	m  map[K]prometheus.Counter
+}
+
+func (c *counterCache[K]) get(k K, resolve func() prometheus.Counter) prometheus.Counter {
+	c.mu.RLock()
+	ctr := c.m[k]
+	c.mu.RUnlock()
+	if ctr != nil {
+		return ctr
+	}
+	ctr = resolve()
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = make(map[K]prometheus.Counter)
+	}
+	if len(c.m) < 4096 {
+		c.m[k] = ctr
+	}
+	c.mu.Unlock()
+	return ctr
 }
 
 type decKey struct {
@@ -60,8 +86,6 @@ func newMetrics(heldPings func() float64) *metrics {
 			Name: "easgate_auth_failures_total",
 			Help: "Refused requests by authentication failure reason.",
 		}, []string{"reason"}),
-		reqCache: make(map[reqKey]prometheus.Counter),
-		decCache: make(map[decKey]prometheus.Counter),
 	}
 	m.reg.MustRegister(m.requests, m.decisions, m.upstream, m.heldPings, m.authFail,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -70,34 +94,14 @@ func newMetrics(heldPings func() float64) *metrics {
 
 // decision counts one decision by action and reason.
 func (m *metrics) decision(a decision.Action, r decision.Reason) {
-	k := decKey{a, r}
-	m.mu.RLock()
-	c := m.decCache[k]
-	m.mu.RUnlock()
-	if c == nil {
-		c = m.decisions.WithLabelValues(a.String(), string(r))
-		m.mu.Lock()
-		if len(m.decCache) < 4096 { // reasons include rule IDs: bounded by the policy
-			m.decCache[k] = c
-		}
-		m.mu.Unlock()
-	}
-	c.Inc()
+	m.decCache.get(decKey{a, r}, func() prometheus.Counter {
+		return m.decisions.WithLabelValues(a.String(), string(r))
+	}).Inc()
 }
 
 // request counts one answered request.
 func (m *metrics) request(cmd string, code int) {
-	k := reqKey{cmd, code}
-	m.mu.RLock()
-	c := m.reqCache[k]
-	m.mu.RUnlock()
-	if c == nil {
-		c = m.requests.WithLabelValues(cmd, strconv.Itoa(code))
-		m.mu.Lock()
-		if len(m.reqCache) < 4096 { // commands × codes is small; never grow without bound
-			m.reqCache[k] = c
-		}
-		m.mu.Unlock()
-	}
-	c.Inc()
+	m.reqCache.get(reqKey{cmd, code}, func() prometheus.Counter {
+		return m.requests.WithLabelValues(cmd, strconv.Itoa(code))
+	}).Inc()
 }

@@ -41,9 +41,7 @@ func (s *Server) holdLongPoll(ctx *fasthttp.RequestCtx, st *reqState) error {
 	if body != nil {
 		req.SetBody(body)
 	}
-	if a := s.cfg.Backend.EAS.ServiceAuthorization; a != "" {
-		req.Header.Set("Authorization", a)
-	}
+	s.upstreamCredentials(req)
 	opt := upstream.ForwardOptions{
 		Class: upstream.ClassPing, Idempotent: true, ClientAddr: st.addr, TLS: ctx.IsTLS(),
 		Timeout: time.Duration(s.maxHeartbeat)*time.Second + 2*time.Minute,
