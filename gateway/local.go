@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -37,15 +38,22 @@ func (s *Server) answerLocally(ctx *fasthttp.RequestCtx, st *reqState) error {
 	}
 	// A quarantined device's Ping (or waiting Sync) with nothing new is held like a real one,
 	// so the device keeps its usual rhythm instead of polling in a tight loop.
-	return s.hold(ctx, st, func(hctx context.Context, resp *fasthttp.Response) error {
-		t := time.NewTimer(a.Hold)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-hctx.Done():
+	return s.hold(ctx, st, func(hctx context.Context, finish func(*fasthttp.Response, error)) {
+		var once sync.Once
+		answer := func() {
+			once.Do(func() {
+				resp := fasthttp.AcquireResponse()
+				writeAnswer(resp, &a)
+				finish(resp, nil)
+			})
 		}
-		writeAnswer(resp, &a)
-		return nil
+		t := time.AfterFunc(a.Hold, answer)
+		// the hold's context ends when the device leaves, a newer Ping arrives, the gateway
+		// drains — or after the answer, when the hold is released.
+		context.AfterFunc(hctx, func() {
+			t.Stop()
+			answer()
+		})
 	})
 }
 

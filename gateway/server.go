@@ -25,6 +25,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	upstream "github.com/easgate/easgate/backends/eas"
+	"github.com/easgate/easgate/backends/eas/park"
 	"github.com/easgate/easgate/decision"
 	"github.com/easgate/easgate/oauth"
 	"github.com/easgate/easgate/quarantine"
@@ -81,7 +82,8 @@ type Server struct {
 	extra func(ctx *fasthttp.RequestCtx, rt route, query []byte) bool
 
 	pings   *pingHub
-	holding atomic.Int64 // hijack handlers running (held long polls)
+	holding atomic.Int64 // held long polls not yet answered
+	park    *park.Poller // waits for held connections without goroutines; nil where unsupported
 	metrics *metrics
 	baseCtx context.Context
 	stop    context.CancelFunc
@@ -145,6 +147,9 @@ func New(cfg *Config, deps Deps) (*Server, error) {
 	s.prov = prov
 	s.metrics = newMetrics(func() float64 { return float64(s.pings.held()) })
 	s.baseCtx, s.stop = context.WithCancel(context.Background())
+	if p, err := park.Shared(); err == nil {
+		s.park = p
+	}
 
 	s.client = &fasthttp.Server{
 		Handler:                       s.handleClient,
@@ -160,8 +165,11 @@ func New(cfg *Config, deps Deps) (*Server, error) {
 		DisablePreParseMultipartForm:  true,
 		StreamRequestBody:             false,
 		CloseOnShutdown:               true,
-		Logger:                        fasthttpLogger{log},
-		ErrorHandler:                  protocolErrorHandler,
+		// A held long poll's hijack handler returns at once and the hold goes on without it
+		// (see hold): the connection is closed by the hold, not by fasthttp.
+		KeepHijackedConns: true,
+		Logger:            fasthttpLogger{log},
+		ErrorHandler:      protocolErrorHandler,
 	}
 	s.adminS = &fasthttp.Server{
 		Handler:               s.handleAdmin,
@@ -276,5 +284,7 @@ func (l fasthttpLogger) Printf(format string, args ...any) {
 }
 
 // ClientHandler is the client listener's request handler, for embedding the gateway in another
-// fasthttp server and for fuzzing the whole request path in-process.
+// fasthttp server and for fuzzing the whole request path in-process. An embedding server must
+// set KeepHijackedConns: held long polls answer on their hijacked connection after the hijack
+// handler has returned.
 func (s *Server) ClientHandler() fasthttp.RequestHandler { return s.handleClient }

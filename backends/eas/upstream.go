@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/easgate/easgate/backends/eas/park"
 )
 
 // Class selects the header deadline of a request.
@@ -60,10 +62,11 @@ type ForwardOptions struct {
 
 // Upstream forwards requests to one EAS server. It is safe for concurrent use.
 type Upstream struct {
-	b   *built
-	hc  *fasthttp.HostClient
-	br  *breaker
-	now func() time.Time
+	b    *built
+	hc   *fasthttp.HostClient
+	br   *breaker
+	now  func() time.Time
+	park *park.Poller // nil where held requests cannot be parked (ForwardHeld uses a goroutine)
 
 	closed atomic.Bool
 	calls  sync.Pool
@@ -98,6 +101,9 @@ func New(cfg Config) (*Upstream, error) {
 		DialTimeout:               u.dial,
 	}
 	u.calls.New = func() any { return &call{u: u} }
+	if p, err := park.Shared(); err == nil {
+		u.park = p
+	}
 	return u, nil
 }
 
@@ -196,8 +202,14 @@ func (u *Upstream) Forward(ctx context.Context, req *fasthttp.Request, resp *fas
 		}
 		c.ur.Reset()
 	}
-	c.restore(req)
+	return u.settle(c, req, probe, err, resp)
+}
 
+// settle ends a Forward: it restores req, tells the breaker how the upstream did and, on
+// success, hands the answer to resp. The call goes back to the pool unless resp now streams
+// its body from it.
+func (u *Upstream) settle(c *call, req *fasthttp.Request, probe bool, err *Error, resp *fasthttp.Response) error {
+	c.restore(req)
 	if err != nil {
 		switch err.Kind {
 		case KindDown, KindTimeout:
@@ -390,30 +402,10 @@ func (c *call) stripRequestHopByHop(h *fasthttp.RequestHeader) {
 // held says the upstream is expected to hold the request (ClassPing): the exchange then waits
 // for the first response byte without a read buffer, so a held Ping costs no 16 KB buffer.
 func (c *call) exchange(ctx context.Context, req *fasthttp.Request, timeout time.Duration, held bool) (retryable bool, e *Error) {
-	u := c.u
-	hc := u.hc
-	c.gen++
+	if e := c.acquire(ctx, timeout); e != nil {
+		return false, e
+	}
 	gen := c.gen
-	c.closeConn = false
-
-	cc, err := hc.AcquireConn(timeout, false)
-	if err != nil {
-		if errors.Is(err, fasthttp.ErrNoFreeConns) {
-			return false, newErr(KindSaturated, "acquire", err)
-		}
-		if cerr := ctx.Err(); cerr != nil {
-			return false, ctxErr(cerr)
-		}
-		return false, classify("dial", err)
-	}
-	c.conn = cc.Conn()
-	c.release = func(discard bool) {
-		if discard {
-			hc.CloseConn(cc)
-		} else {
-			hc.ReleaseConn(cc)
-		}
-	}
 	var stop func() bool
 	if ctx.Done() != nil {
 		// Runs in its own goroutine when the context ends mid-exchange: closing the connection
@@ -434,40 +426,18 @@ func (c *call) exchange(ctx context.Context, req *fasthttp.Request, timeout time
 	}
 	stopCancel := func() bool { return stop == nil || stop() }
 
-	deadline := u.now().Add(timeout)
-	if err := c.conn.SetDeadline(deadline); err != nil {
+	if op, err := c.send(req, timeout); err != nil {
 		stopCancel()
-		return false, fail("deadline", err)
-	}
-
-	bw := hc.AcquireWriter(c.conn)
-	err = req.Write(bw)
-	if err == nil {
-		err = bw.Flush()
-	}
-	hc.ReleaseWriter(bw)
-	if err != nil {
-		stopCancel()
-		e := fail("write", err)
+		e := fail(op, err)
 		return e.Kind == KindDown && isReset(err), e
 	}
-
 	if held {
 		if err := waitReadable(c.conn); err != nil {
 			stopCancel()
-			e := fail("read header", err)
-			return false, e
+			return false, fail("read header", err)
 		}
 	}
-	c.br = hc.AcquireReader(c.conn)
-	if _, err := c.br.Peek(1); err != nil {
-		stopCancel()
-		e := fail("read header", err)
-		return e.Kind == KindDown && isReset(err), e
-	}
-	c.ur.StreamBody = true
-	c.ur.SkipBody = req.Header.IsHead()
-	err = c.ur.ReadLimitBody(c.br, 0)
+	first, err := c.receive(req)
 	if !stopCancel() {
 		// the context ended while the header arrived: the connection is already closed.
 		err = context.Canceled
@@ -479,11 +449,75 @@ func (c *call) exchange(ctx context.Context, req *fasthttp.Request, timeout time
 		}
 		e := fail("read header", err)
 		if e.Kind == KindDown {
+			if first {
+				return isReset(err), e
+			}
 			// the upstream sent part of a header, then hung up: a broken answer, not a stale
 			// connection.
 			e.Kind = KindBadResponse
 		}
 		return false, e
+	}
+	return false, nil
+}
+
+// acquire takes a connection from the pool (or dials one) for the next exchange.
+func (c *call) acquire(ctx context.Context, timeout time.Duration) *Error {
+	hc := c.u.hc
+	c.gen++
+	c.closeConn = false
+	cc, err := hc.AcquireConn(timeout, false)
+	if err != nil {
+		if errors.Is(err, fasthttp.ErrNoFreeConns) {
+			return newErr(KindSaturated, "acquire", err)
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			return ctxErr(cerr)
+		}
+		return classify("dial", err)
+	}
+	c.conn = cc.Conn()
+	c.release = func(discard bool) {
+		if discard {
+			hc.CloseConn(cc)
+		} else {
+			hc.ReleaseConn(cc)
+		}
+	}
+	return nil
+}
+
+// send sets the connection's deadline for the whole exchange and writes req. On failure it
+// names the operation that failed; the caller drops the connection.
+func (c *call) send(req *fasthttp.Request, timeout time.Duration) (op string, err error) {
+	if err := c.conn.SetDeadline(c.u.now().Add(timeout)); err != nil {
+		return "deadline", err
+	}
+	hc := c.u.hc
+	bw := hc.AcquireWriter(c.conn)
+	err = req.Write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	hc.ReleaseWriter(bw)
+	if err != nil {
+		return "write", err
+	}
+	return "", nil
+}
+
+// receive reads the response header into c.ur (the body is left as a stream). first reports
+// that the failure came before any response byte — a stale connection when it is a reset or
+// EOF — rather than in the middle of a header.
+func (c *call) receive(req *fasthttp.Request) (first bool, err error) {
+	c.br = c.u.hc.AcquireReader(c.conn)
+	if _, err := c.br.Peek(1); err != nil {
+		return true, err
+	}
+	c.ur.StreamBody = true
+	c.ur.SkipBody = req.Header.IsHead()
+	if err := c.ur.ReadLimitBody(c.br, 0); err != nil {
+		return false, err
 	}
 	c.closeConn = c.ur.ConnectionClose() || c.ur.Header.ContentLength() == -2
 	return false, nil

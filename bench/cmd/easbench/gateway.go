@@ -30,7 +30,7 @@ func startGateway(ctx context.Context, upstreamURL, binary, dir, cpus string, wa
 		Mix:         mix,
 		Concurrency: 8,
 		MaxRequests: int64(2 * warm),
-		Duration:    time.Minute,
+		Duration:    max(time.Minute, time.Duration(warm)*20*time.Millisecond), // ≥ 50 first sightings/s
 	})
 	if err == nil && r.Errors > 0 {
 		err = fmt.Errorf("gateway warm-up: %d of %d requests failed, first: %s\n%s", r.Errors, r.Requests, r.FirstError, g.LogTail(10))

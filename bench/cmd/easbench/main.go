@@ -227,7 +227,10 @@ func run() error {
 				return err
 			}
 			defer up3.Close()
-			g, err := startGateway(ctx, up3.URL, *gwBinary, *gwDir, *proxyCPUs, 0)
+			// Every device is registered and its decision cached first, as in production, where a
+			// device Pings after it has synced: the slope is then what holding a Ping costs, not
+			// the registry's per-device state.
+			g, err := startGateway(ctx, up3.URL, *gwBinary, *gwDir, *proxyCPUs, *devices)
 			if err != nil {
 				return err
 			}
