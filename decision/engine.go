@@ -122,6 +122,12 @@ type Engine struct {
 
 	stats counters
 
+	// ahead is how long before expiry a hit re-reads the record in the background (CacheTTL/5),
+	// so that a busy device never waits for the registry on its request path; refreshSlots
+	// bounds those background reads.
+	ahead        int64
+	refreshSlots chan struct{}
+
 	// cacheSet is cache.Set; tests replace it to simulate ristretto dropping a Set.
 	cacheSet func(key uint64, ent *entry) bool
 }
@@ -145,6 +151,8 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	e := &Engine{
 		opts: opts, store: opts.Store, cache: cache, seed: maphash.MakeSeed(),
 		pending:  make(chan *entry, opts.MaxPending),
+		ahead:        int64(opts.CacheTTL / 5),
+		refreshSlots: make(chan struct{}, 4),
 		flushReq: make(chan chan struct{}),
 		done:     make(chan struct{}),
 	}
@@ -192,6 +200,10 @@ func (e *Engine) Close() error {
 	}
 	close(e.done)
 	e.wg.Wait()
+	// Taking every refresh slot waits for background reads in flight and admits no new one.
+	for range cap(e.refreshSlots) {
+		e.refreshSlots <- struct{}{}
+	}
 	e.cache.Close()
 	return nil
 }
@@ -333,6 +345,9 @@ func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, error) {
 			e.stats.misses.Add(1)
 			return e.changedDevice(ctx, key, user, in, now, p)
 		case nowN < ent.expires.Load():
+			if nowN >= ent.expires.Load()-e.ahead {
+				e.refreshAhead(ent)
+			}
 			d := e.decideCached(ent, dev, p, in, user, now, nowN)
 			e.countHit(d.Action, key)
 			d.Cached = true
@@ -454,6 +469,45 @@ func (e *Engine) stale(ent *entry, now time.Time) Decision {
 		return d
 	}
 	return Decision{Action: Block, Reason: ReasonStoreUnavailable}
+}
+
+// refreshAhead re-reads a record that is about to expire, in the background, while requests go
+// on using the cached one: a device in steady use then never waits for the registry, and a
+// fleet loaded at the same moment (a restart) does not queue its requests behind the store when
+// its entries expire. At most len(refreshSlots) reads run at once; a hit that finds them busy
+// leaves the work to a later hit or, at expiry, to the request path. A failed read changes
+// nothing: the entry expires as usual and the request path applies the store-failure rules.
+func (e *Engine) refreshAhead(ent *entry) {
+	if e.closed.Load() || ent.refreshing.Load() || !ent.refreshing.CompareAndSwap(false, true) {
+		return
+	}
+	select {
+	case e.refreshSlots <- struct{}{}:
+	default:
+		ent.refreshing.Store(false)
+		return
+	}
+	go func() {
+		defer func() { <-e.refreshSlots }()
+		defer ent.refreshing.Store(false)
+		g := e.gen.Load()
+		ctx, cancel := context.WithTimeout(context.Background(), e.opts.StoreTimeout)
+		dev, err := e.store.Device(ctx, ent.user, ent.deviceID)
+		cancel()
+		if err != nil {
+			return
+		}
+		now := e.opts.Now()
+		ent.mu.Lock()
+		ent.loadedAt = now
+		ent.mu.Unlock()
+		ent.dev.Store(&dev)
+		ent.retryAt.Store(0)
+		if e.gen.Load() == g { // else a write raced with the read: let the entry expire
+			ent.expires.Store(now.Add(e.ttl()).UnixNano())
+			e.stats.refreshedAhead.Add(1)
+		}
+	}()
 }
 
 // refresh re-reads an expired entry's record; the caller set ent.refreshing.

@@ -785,3 +785,46 @@ func TestPendingBounded(t *testing.T) {
 		t.Fatalf("D4 after retry: %+v", rec)
 	}
 }
+
+// TestRefreshAhead: a device in steady use never waits for the registry once its record is
+// cached. Hits in the last fifth of an entry's lifetime re-read the record in the background,
+// so across several TTLs every decision is a cache hit, and another node's write still becomes
+// visible within CacheTTL.
+func TestRefreshAhead(t *testing.T) {
+	f := newFixture(t, decision.Policy{UnknownDevice: decision.Allow}, func(o *decision.Options) {
+		o.CacheTTL = 30 * time.Second
+	})
+	in := f.input(ann, "STEADY")
+	f.expect(in, decision.Allow, decision.ReasonUnknownDevice)
+	misses := f.e.Stats().CacheMisses
+	// another node blocks the device; this node learns of it by reading ahead, not by a miss.
+	ok[decision.Device](t)(f.store.UpdateDevice(ctx, ann, "STEADY", false, func(d *decision.Device) error {
+		d.Override = decision.OverrideBlock
+		return nil
+	}))
+	var blockedAfter time.Duration
+	for step := time.Duration(0); step < 3*time.Minute; step += time.Second {
+		f.clk.Add(time.Second)
+		d := f.decide(in)
+		if !d.Cached {
+			t.Fatalf("at +%v: decision not from the cache: %+v", step, d)
+		}
+		if d.Action == decision.Block && blockedAfter == 0 {
+			blockedAfter = step + time.Second
+		}
+		// let a background read started by this hit finish before the clock moves on.
+		deadline := time.Now().Add(5 * time.Second)
+		for decision.Refreshing(f.e, ann, "STEADY") && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if got := f.e.Stats().CacheMisses; got != misses {
+		t.Errorf("%d registry reads on the request path in steady use, want 0", got-misses)
+	}
+	if n := f.e.Stats().RefreshedAhead; n < 4 {
+		t.Errorf("RefreshedAhead = %d over 6 TTLs, want at least 4", n)
+	}
+	if blockedAfter == 0 || blockedAfter > 36*time.Second {
+		t.Errorf("the other node's block became visible after %v, want within CacheTTL + 20 %%", blockedAfter)
+	}
+}

@@ -22,3 +22,9 @@ func BareGet(e *Engine, user, deviceID string) bool {
 	_, ok := e.cache.Get(e.key(user, deviceID))
 	return ok
 }
+
+// Refreshing reports whether a device's record is being re-read.
+func Refreshing(e *Engine, user, deviceID string) bool {
+	ent, ok := e.cache.Get(e.key(user, deviceID))
+	return ok && ent.refreshing.Load()
+}

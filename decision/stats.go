@@ -17,6 +17,8 @@ type Stats struct {
 	BackgroundErrors uint64
 	// Signals counts spoofing/churn signals raised (audited or quarantined).
 	Signals uint64
+	// RefreshedAhead counts records re-read in the background shortly before they expired.
+	RefreshedAhead uint64
 }
 
 // NumActions is the number of Action values, for sizing per-action metric arrays.
@@ -37,6 +39,7 @@ type counters struct {
 	storeErrors, stale        atomic.Uint64
 	droppedSightings          atomic.Uint64
 	backgroundErrors, signals atomic.Uint64
+	refreshedAhead            atomic.Uint64
 }
 
 func (e *Engine) count(d Decision) Decision {
@@ -76,5 +79,6 @@ func (e *Engine) Stats() Stats {
 	s.DroppedSightings = e.stats.droppedSightings.Load()
 	s.BackgroundErrors = e.stats.backgroundErrors.Load()
 	s.Signals = e.stats.signals.Load()
+	s.RefreshedAhead = e.stats.refreshedAhead.Load()
 	return s
 }

@@ -263,11 +263,12 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *reqState) error {
 		opt.Class = upstream.ClassSend
 	}
 	s.upstreamCredentials(&ctx.Request)
-	// The backend bounds the exchange by the command class's timeouts; the base context ends
-	// only when the gateway stops.
+	// The backend bounds the exchange by the command class's timeouts. No cancellation: a
+	// shutdown drains requests in flight rather than cutting them (only held long polls are
+	// answered early), and a context that can end costs a registration per request.
 	start := time.Now()
-	err := s.backend.Forward(s.baseCtx, &ctx.Request, &ctx.Response, opt)
-	s.metrics.upstream.WithLabelValues(opt.Class.String()).Observe(time.Since(start).Seconds())
+	err := s.backend.Forward(context.Background(), &ctx.Request, &ctx.Response, opt)
+	s.metrics.observeUpstream(opt.Class.String(), time.Since(start).Seconds())
 	return err
 }
 

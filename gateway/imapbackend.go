@@ -133,7 +133,7 @@ func (s *Server) serveIMAP(ctx context.Context, req *eas.Request, cred imapbacke
 	} else {
 		start := time.Now()
 		r, err = s.local.Serve(ctx, req, cred, body)
-		s.metrics.upstream.WithLabelValues("imap").Observe(time.Since(start).Seconds())
+		s.metrics.observeUpstream("imap", time.Since(start).Seconds())
 		if err != nil {
 			return err
 		}

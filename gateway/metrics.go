@@ -21,35 +21,42 @@ type metrics struct {
 	heldPings prometheus.GaugeFunc
 	authFail  *prometheus.CounterVec // reason
 
-	reqCache counterCache[reqKey]
-	decCache counterCache[decKey]
+	reqCache labelCache[reqKey, prometheus.Counter]
+	decCache labelCache[decKey, prometheus.Counter]
+	upCache  labelCache[string, prometheus.Observer]
 }
 
-// counterCache resolves a label set to its counter once; later observations are a map read
+// observeUpstream records one upstream round trip of class (normal, send, ping, imap).
+func (m *metrics) observeUpstream(class string, seconds float64) {
+	m.upCache.get(class, func() prometheus.Observer { return m.upstream.WithLabelValues(class) }).Observe(seconds)
+}
+
+// labelCache resolves a label set to its series once; later observations are a map read
 // under a read lock. It holds at most 4096 label sets (commands × codes, actions × reasons
-// including rule IDs: bounded by the configuration), beyond which it stops caching.
-type counterCache[K comparable] struct {
+// including rule IDs, upstream classes: bounded by the configuration), beyond which it stops
+// caching.
+type labelCache[K comparable, V any] struct {
 	mu sync.RWMutex
-	m  map[K]prometheus.Counter
+	m  map[K]V
 }
 
-func (c *counterCache[K]) get(k K, resolve func() prometheus.Counter) prometheus.Counter {
+func (c *labelCache[K, V]) get(k K, resolve func() V) V {
 	c.mu.RLock()
-	ctr := c.m[k]
+	v, ok := c.m[k]
 	c.mu.RUnlock()
-	if ctr != nil {
-		return ctr
+	if ok {
+		return v
 	}
-	ctr = resolve()
+	v = resolve()
 	c.mu.Lock()
 	if c.m == nil {
-		c.m = make(map[K]prometheus.Counter)
+		c.m = make(map[K]V)
 	}
 	if len(c.m) < 4096 {
-		c.m[k] = ctr
+		c.m[k] = v
 	}
 	c.mu.Unlock()
-	return ctr
+	return v
 }
 
 type decKey struct {

@@ -54,7 +54,7 @@ func (s *Server) holdLongPoll(ctx *fasthttp.RequestCtx, st *reqState) error {
 	return s.hold(ctx, st, func(hctx context.Context, finish func(*fasthttp.Response, error)) {
 		start := time.Now()
 		s.forwardHeld(hctx, req, opt, func(resp *fasthttp.Response, err error) {
-			s.metrics.upstream.WithLabelValues(opt.Class.String()).Observe(time.Since(start).Seconds())
+			s.metrics.observeUpstream(opt.Class.String(), time.Since(start).Seconds())
 			fasthttp.ReleaseRequest(req)
 			finish(resp, err)
 		})
