@@ -2,6 +2,7 @@ package servers
 
 import (
 	"bufio"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -50,6 +51,60 @@ type DovecotOptions struct {
 	Users []DovecotUser
 	// Debug turns on auth_debug, mail_debug and verbose_ssl; the log is in Dovecot.LogPath.
 	Debug bool
+	// OAuth, when not nil, adds Dovecot's oauth2 passdb with local JWT validation, so bearer
+	// tokens log in with AUTHENTICATE XOAUTH2 and OAUTHBEARER beside the password users. Nil
+	// (the default) leaves the server password-only, with a configuration identical to earlier
+	// versions of this package.
+	OAuth *DovecotOAuth
+}
+
+// DovecotOAuth configures Dovecot's oauth2 passdb (Dovecot 2.3 `passdb { driver = oauth2 }`)
+// with `introspection_mode = local`: Dovecot verifies a JWT access token's signature against the
+// public keys given here, checks exp, nbf and iat (and iss when Issuers is set), and takes the
+// login name from the UsernameAttribute claim, which must equal the SASL user name (after
+// lower-casing). Nothing is fetched over the network, so no JWKS server is needed.
+//
+// A token's user still needs a userdb entry for its mailbox: add it as a DovecotUser (its
+// password is unrelated to the token and keeps working for LOGIN).
+//
+// Dovecot 2.3.19 (Debian 12) requires the JWT header "typ" to be exactly "JWT", as in Microsoft
+// Entra access tokens, and refuses RFC 9068's "at+jwt" ("Cannot find 'typ' field"); it also
+// requires "sub" and "exp".
+//
+// With OAuth set, the server also logs each refusal's reason (auth_verbose, e.g. "oauth2 failed:
+// Local validation failed: Token has expired") and has the auth failure penalty turned off
+// (anvil would delay each attempt after a failure from the same IP by up to 15 s).
+type DovecotOAuth struct {
+	// Keys are the issuer's verification keys. At least one is required.
+	Keys []DovecotOAuthKey
+	// UsernameAttribute is the claim holding the login name. Default "upn" (Microsoft Entra
+	// access tokens; oauthtest.Issuer.Claims sets it); "email" and "sub" are common elsewhere.
+	UsernameAttribute string
+	// Issuers, when not empty, are the only accepted "iss" values; a token without "iss" is
+	// refused. Empty: any issuer whose key is in Keys.
+	Issuers []string
+	// ActiveAttribute and ActiveValue, when set, require that claim to be present with that
+	// value (an empty ActiveValue requires presence only), as Dovecot's active_attribute.
+	ActiveAttribute string
+	ActiveValue     string
+}
+
+// DovecotOAuthKey is one public key Dovecot accepts JWT signatures from. Dovecot looks a key
+// up by the token's "azp" claim, its header "alg" and "kid" (each "default" when absent), so
+// all three must match the tokens it is meant to verify.
+type DovecotOAuthKey struct {
+	// Kid is the key ID in the token header; "" matches tokens without "kid".
+	Kid string
+	// Alg is the JWS algorithm the key verifies: "RS256", "RS384", "RS512", "PS256", "PS384",
+	// "PS512", "ES256", "ES384" or "ES512". Required.
+	Alg string
+	// Azp is the token's "azp" (authorized party) claim the key is for; "" matches tokens
+	// without "azp".
+	Azp string
+	// Exactly one of PublicKey (*rsa.PublicKey or *ecdsa.PublicKey) and PEM (a PKIX
+	// "PUBLIC KEY" block) is set.
+	PublicKey crypto.PublicKey
+	PEM       []byte
 }
 
 // DovecotUser is a passwd-file user. Password is stored in plain text ({PLAIN} scheme): these are
@@ -83,6 +138,11 @@ type Dovecot struct {
 	AuthAddr string
 	// CACertPEM is the PEM self-signed certificate served on IMAP STARTTLS (nil without STARTTLS).
 	CACertPEM []byte
+	// OAuthConfigPath is the oauth2 passdb's configuration file and OAuthKeyDir the root of
+	// its validation key dictionary (keys at <azp>/<alg>/<kid>); both "" without
+	// DovecotOptions.OAuth.
+	OAuthConfigPath string
+	OAuthKeyDir     string
 
 	t        testing.TB
 	opts     DovecotOptions
@@ -177,6 +237,24 @@ func StartDovecot(t testing.TB, opts DovecotOptions) *Dovecot {
 	if opts.Debug {
 		debug = "yes"
 	}
+	mechanisms, oauthExtra := "plain login", ""
+	passdbs := fmt.Sprintf("passdb {\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%%Lu %s\n}\n", d.passwd)
+	if opts.OAuth != nil {
+		oauthPassdb, err := d.writeOAuth(opts.OAuth, debug)
+		if err != nil {
+			t.Fatalf("%v", err)
+		}
+		mechanisms += " xoauth2 oauthbearer"
+		// The oauth2 passdb answers only the bearer mechanisms and the passwd-file only the
+		// password ones: a refused token is never retried as a password.
+		// Refused tokens are what OAuth tests are about; the auth process's penalty (anvil
+		// counts failures per client IP and delays the next attempt up to 15 s) would make each
+		// one slow. An unreachable anvil-auth-penalty socket disables it.
+		// auth_verbose logs why each token was refused ("oauth2 failed: Local validation
+		// failed: Token has expired"), which tests check.
+		oauthExtra = "auth_verbose = yes\nservice anvil {\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}\n"
+		passdbs = oauthPassdb + fmt.Sprintf("passdb {\n  driver = passwd-file\n  mechanisms = plain login\n  args = scheme=PLAIN username_format=%%Lu %s\n}\n", d.passwd)
+	}
 	lmtpUnix := ""
 	if d.LMTPSocket != "" {
 		lmtpUnix = fmt.Sprintf("  unix_listener %s {\n    mode = 0666\n  }\n", d.LMTPSocket)
@@ -209,7 +287,7 @@ mail_gid = %[9]d
 mail_location = maildir:%[10]s/%%d/%%n/Maildir
 mail_home = %[10]s/%%d/%%n
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = %[21]s
 auth_username_format = %%Lu
 auth_cache_size = 0
 # Tests provoke failed logins on purpose; no 2 s penalty each.
@@ -219,11 +297,7 @@ recipient_delimiter = +
 postmaster_address = postmaster@%[11]s
 hostname = dovecot.%[11]s
 %[12]s
-passdb {
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%%Lu %[13]s
-}
-userdb {
+%[22]suserdb {
   driver = passwd-file
   args = username_format=%%Lu %[13]s
 }
@@ -267,9 +341,9 @@ service auth {
     port = %[20]s
   }
 }
-`, "easgate-"+filepath.Base(runDir), runDir, dir, d.LogPath, debug, internalUser, loginUser,
+%[23]s`, "easgate-"+filepath.Base(runDir), runDir, dir, d.LogPath, debug, internalUser, loginUser,
 		d.mailUID, d.mailGID, mailRoot, opts.Domain, tlsConf, d.passwd,
-		imapHost, imapPort, lmtpUnix, lmtpHost, lmtpPort, authHost, authPort)
+		imapHost, imapPort, lmtpUnix, lmtpHost, lmtpPort, authHost, authPort, mechanisms, passdbs, oauthExtra)
 	if err := os.MkdirAll(filepath.Join(dir, "state"), 0o755); err != nil {
 		t.Fatalf("servers: %v", err)
 	}
@@ -285,6 +359,119 @@ service auth {
 		t.Fatalf("servers: %v\n%s", err, mailTail(d.LogPath, 40))
 	}
 	return d
+}
+
+// writeOAuth writes the oauth2 passdb configuration and the validation key dictionary and
+// returns the passdb block for dovecot.conf.
+func (d *Dovecot) writeOAuth(o *DovecotOAuth, debug string) (string, error) {
+	if len(o.Keys) == 0 {
+		return "", errors.New("servers: DovecotOAuth needs at least one key")
+	}
+	d.OAuthConfigPath = filepath.Join(d.Dir, "dovecot-oauth2.conf.ext")
+	d.OAuthKeyDir = filepath.Join(d.Dir, "oauth2-keys")
+	for i, k := range o.Keys {
+		if err := writeOAuthKey(d.OAuthKeyDir, k); err != nil {
+			return "", fmt.Errorf("servers: DovecotOAuth.Keys[%d]: %w", i, err)
+		}
+	}
+	attr := o.UsernameAttribute
+	if attr == "" {
+		attr = "upn"
+	}
+	var b strings.Builder
+	b.WriteString("# generated by bench/servers.StartDovecot\n")
+	b.WriteString("introspection_mode = local\n")
+	// fs:posix looks the key "shared/<azp>/<alg>/<kid>" up as the file <prefix><azp>/<alg>/<kid>.
+	fmt.Fprintf(&b, "local_validation_key_dict = fs:posix:prefix=%s/\n", d.OAuthKeyDir)
+	fmt.Fprintf(&b, "username_attribute = %s\n", attr)
+	b.WriteString("username_format = %Lu\n")
+	if len(o.Issuers) > 0 {
+		for _, is := range o.Issuers {
+			if is == "" || strings.ContainsAny(is, " \t\r\n") {
+				return "", fmt.Errorf("servers: DovecotOAuth.Issuers: %q is empty or contains white space", is)
+			}
+		}
+		fmt.Fprintf(&b, "issuers = %s\n", strings.Join(o.Issuers, " "))
+	}
+	if o.ActiveAttribute != "" {
+		fmt.Fprintf(&b, "active_attribute = %s\n", o.ActiveAttribute)
+		if o.ActiveValue != "" {
+			fmt.Fprintf(&b, "active_value = %s\n", o.ActiveValue)
+		}
+	} else if o.ActiveValue != "" {
+		return "", errors.New("servers: DovecotOAuth.ActiveValue needs ActiveAttribute")
+	}
+	fmt.Fprintf(&b, "debug = %s\n", debug)
+	if err := os.WriteFile(d.OAuthConfigPath, []byte(b.String()), 0o644); err != nil {
+		return "", fmt.Errorf("servers: %w", err)
+	}
+	return fmt.Sprintf("passdb {\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = %s\n}\n", d.OAuthConfigPath), nil
+}
+
+// oauthAlgs are the public-key JWS algorithms Dovecot 2.3's oauth2 local validation verifies.
+var oauthAlgs = map[string]bool{
+	"RS256": true, "RS384": true, "RS512": true,
+	"PS256": true, "PS384": true, "PS512": true,
+	"ES256": true, "ES384": true, "ES512": true,
+}
+
+// writeOAuthKey stores k as the PEM file <dir>/<azp>/<alg>/<kid>, readable by Dovecot's auth
+// process (an unprivileged user).
+func writeOAuthKey(dir string, k DovecotOAuthKey) error {
+	if !oauthAlgs[k.Alg] {
+		return fmt.Errorf("alg %q is not one of RS256/384/512, PS256/384/512, ES256/384/512", k.Alg)
+	}
+	azp, kid := k.Azp, k.Kid
+	if azp == "" {
+		azp = "default"
+	}
+	if kid == "" {
+		kid = "default"
+	}
+	// Dovecot 2.3.19 puts azp and kid into the path unescaped, later versions escape '.', '/'
+	// and '%': identifiers with those characters would resolve differently (or escape the
+	// directory), so they are refused.
+	for _, id := range []string{azp, kid} {
+		if strings.ContainsAny(id, "./%\x00") {
+			return fmt.Errorf("azp/kid %q contains '.', '/' or '%%'", id)
+		}
+	}
+	var pemBytes []byte
+	switch {
+	case k.PEM != nil && k.PublicKey != nil:
+		return errors.New("set PublicKey or PEM, not both")
+	case k.PEM != nil:
+		blk, _ := pem.Decode(k.PEM)
+		if blk == nil || blk.Type != "PUBLIC KEY" {
+			return errors.New("PEM holds no \"PUBLIC KEY\" block")
+		}
+		if _, err := x509.ParsePKIXPublicKey(blk.Bytes); err != nil {
+			return fmt.Errorf("PEM: %w", err)
+		}
+		pemBytes = pem.EncodeToMemory(blk)
+	case k.PublicKey != nil:
+		der, err := x509.MarshalPKIXPublicKey(k.PublicKey)
+		if err != nil {
+			return err
+		}
+		pemBytes = pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	default:
+		return errors.New("PublicKey or PEM is required")
+	}
+	sub := filepath.Join(dir, azp, k.Alg)
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		return err
+	}
+	for p := sub; p != filepath.Dir(dir); p = filepath.Dir(p) {
+		if err := os.Chmod(p, 0o755); err != nil {
+			return err
+		}
+	}
+	path := filepath.Join(sub, kid)
+	if err := os.WriteFile(path, pemBytes, 0o644); err != nil {
+		return err
+	}
+	return os.Chmod(path, 0o644)
 }
 
 // processUsers picks the system users Dovecot's processes run as and sets the mail uid/gid.
