@@ -150,11 +150,11 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	}
 	e := &Engine{
 		opts: opts, store: opts.Store, cache: cache, seed: maphash.MakeSeed(),
-		pending:  make(chan *entry, opts.MaxPending),
+		pending:      make(chan *entry, opts.MaxPending),
 		ahead:        int64(opts.CacheTTL / 5),
 		refreshSlots: make(chan struct{}, 4),
-		flushReq: make(chan chan struct{}),
-		done:     make(chan struct{}),
+		flushReq:     make(chan chan struct{}),
+		done:         make(chan struct{}),
 	}
 	e.cacheSet = func(key uint64, ent *entry) bool { return e.cache.Set(key, ent, 1) }
 	if err := e.loadPolicy(ctx, opts.Policy); err != nil {
