@@ -30,6 +30,9 @@ type IMAPBackend struct {
 	CAFile string `yaml:"ca_file"`
 	// Domain completes a bare login name into the sender's address.
 	Domain string `yaml:"domain"`
+	// OAuthMechanism is the SASL mechanism that carries a device's bearer token to IMAP and
+	// SMTP: "XOAUTH2" (default; Gmail, Microsoft, Dovecot) or "OAUTHBEARER" (RFC 7628).
+	OAuthMechanism string `yaml:"oauth_mechanism"`
 	// State is the SQLite file of the per-device sync state. Default: beside the registry,
 	// "<store dir>/easgate-sync.db".
 	State string `yaml:"state"`
@@ -42,6 +45,11 @@ type IMAPBackend struct {
 func (b *IMAPBackend) validate(bad func(field, format string, args ...any)) {
 	if !b.Demo && b.IMAPAddr == "" {
 		bad("backend.imap.imap_addr", "required in imap mode (or set demo: true)")
+	}
+	switch b.OAuthMechanism {
+	case "", "XOAUTH2", "OAUTHBEARER":
+	default:
+		bad("backend.imap.oauth_mechanism", "must be XOAUTH2 or OAUTHBEARER, got %q", b.OAuthMechanism)
 	}
 	for _, f := range []struct{ field, v string }{{"backend.imap.imap_security", b.IMAPSecurity}, {"backend.imap.smtp_security", b.SMTPSecurity}} {
 		if _, err := parseSecurity(f.v); err != nil {
@@ -79,7 +87,7 @@ func openIMAP(ctx context.Context, cfg *Config) (imapServer, func() error, error
 		}
 		return errors.Join(errs...)
 	}
-	bc := imapbackend.Config{IMAPAddr: ic.IMAPAddr, SMTPAddr: ic.SMTPAddr, Domain: ic.Domain}
+	bc := imapbackend.Config{IMAPAddr: ic.IMAPAddr, SMTPAddr: ic.SMTPAddr, Domain: ic.Domain, OAuthMechanism: ic.OAuthMechanism}
 	bc.IMAPSecurity, _ = parseSecurity(ic.IMAPSecurity)
 	bc.SMTPSecurity, _ = parseSecurity(ic.SMTPSecurity)
 	if ic.CAFile != "" {
