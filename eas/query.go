@@ -60,6 +60,12 @@ func ParseQueryLimits(raw []byte, r *Request, lim Limits) error {
 	if len(raw) == 0 {
 		return ErrMissingCommand
 	}
+	// Every decoded value fits in len(raw) bytes, and the headers ParseHeaders copies
+	// afterwards usually in a few hundred more: size the arena once rather than growing it
+	// value by value (a fresh Request would otherwise allocate three or four times).
+	if need := len(raw) + arenaHeadroom; cap(r.arena) < need {
+		r.arena = make([]byte, 0, need)
+	}
 	// One pass classifies the query: control characters and spaces are rejected here,
 	// and the positions the form detection needs are noted.
 	amp, pct, eq := false, false, -1
@@ -461,6 +467,9 @@ func (r *Request) parseBase64(raw []byte, eq int, pct bool) error {
 	r.arena = r.arena[:start+m]
 	return r.decodeBinary(b)
 }
+
+// arenaHeadroom is what ParseQuery reserves beyond the query for the header values.
+const arenaHeadroom = 384
 
 func growArena(a []byte, n int) []byte {
 	if cap(a)-len(a) < n {
