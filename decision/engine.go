@@ -494,7 +494,9 @@ func (e *Engine) refreshAhead(ent *entry) {
 		ctx, cancel := context.WithTimeout(context.Background(), e.opts.StoreTimeout)
 		dev, err := e.store.Device(ctx, ent.user, ent.deviceID)
 		cancel()
-		if err != nil {
+		if err != nil || e.gen.Load() != g {
+			// a failed read changes nothing; a write raced with the read (and invalidated
+			// the entry): what was read may predate it.
 			return
 		}
 		now := e.opts.Now()
@@ -503,10 +505,8 @@ func (e *Engine) refreshAhead(ent *entry) {
 		ent.mu.Unlock()
 		ent.dev.Store(&dev)
 		ent.retryAt.Store(0)
-		if e.gen.Load() == g { // else a write raced with the read: let the entry expire
-			ent.expires.Store(now.Add(e.ttl()).UnixNano())
-			e.stats.refreshedAhead.Add(1)
-		}
+		ent.expires.Store(now.Add(e.ttl()).UnixNano())
+		e.stats.refreshedAhead.Add(1)
 	}()
 }
 
