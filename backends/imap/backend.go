@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -78,6 +80,22 @@ type Config struct {
 	// MaxSearchResults caps Search results (default 100).
 	MaxSearchResults int
 
+	// MaxAttachment caps the decoded attachment bytes of one response (default 150 MiB, at
+	// most 4 GiB - 1): the attachment of a GetAttachment (beyond it: HTTP 500), or all
+	// attachment parts of one multipart ItemOperations response (beyond it: that Fetch
+	// answers Status 11). These are streamed or spooled, never held in memory.
+	MaxAttachment int64
+	// MaxInlineAttachment caps the decoded attachment bytes one ItemOperations response
+	// carries inline as base64 Data, which must be held in memory (default 16 MiB); a Fetch
+	// beyond it answers Status 11 ("requested data size is too large", MS-ASCMD 2.2.3.177.8).
+	MaxInlineAttachment int64
+	// SpoolDir holds the unlinked temporary files of multipart attachment parts (default
+	// os.TempDir()). It needs room for MaxAttachment per concurrent ItemOperations.
+	SpoolDir string
+	// StreamIdleTimeout closes a streamed GetAttachment body nobody read for this long, giving
+	// back its IMAP connection (default 2 min).
+	StreamIdleTimeout time.Duration
+
 	// Logger receives operational messages; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -109,6 +127,16 @@ func (c *Config) withDefaults() Config {
 	}
 	def(&d.MaxRequestBody, 32<<20)
 	def(&d.MaxSearchResults, 100)
+	if d.MaxAttachment <= 0 {
+		d.MaxAttachment = 150 << 20
+	}
+	if d.MaxInlineAttachment <= 0 {
+		d.MaxInlineAttachment = 16 << 20
+	}
+	if d.SpoolDir == "" {
+		d.SpoolDir = os.TempDir()
+	}
+	defd(&d.StreamIdleTimeout, 2*time.Minute)
 	if d.OAuthMechanism == "" {
 		d.OAuthMechanism = "XOAUTH2"
 	}
@@ -131,6 +159,10 @@ func (c *Config) validate() error {
 	}
 	if c.MinHeartbeat > c.MaxHeartbeat {
 		errs = append(errs, errors.New("imap: Config.MinHeartbeat exceeds MaxHeartbeat"))
+	}
+	if c.MaxAttachment > math.MaxUint32 {
+		// Multipart offsets and lengths are 32-bit (MS-ASCMD 2.2.1.10.1).
+		errs = append(errs, fmt.Errorf("imap: Config.MaxAttachment %d exceeds 4 GiB - 1", c.MaxAttachment))
 	}
 	if c.IMAPSecurity > SecurityTLS || c.SMTPSecurity > SecurityTLS {
 		errs = append(errs, errors.New("imap: unknown Security value"))
@@ -201,14 +233,17 @@ func (b *Backend) Close() error {
 
 // Response is the answer to one EAS request. Exactly one of Body and Reader is set when the
 // response has a body; the gateway writes Header, Status, ContentType and the body. A Reader
-// (large attachments) is closed by the gateway when it implements io.Closer.
+// (large attachments: GetAttachment, multipart ItemOperations) outlives Serve and its context:
+// it may hold an IMAP connection or temporary files, and it always implements io.Closer, which
+// the caller must call once done with it, whether it read it all or not (fasthttp's
+// SetBodyStream does). It is read by one goroutine at a time.
 type Response struct {
 	Status      int
 	ContentType string
 	Header      map[string]string
 	Body        []byte
 	Reader      io.Reader
-	// Length is the Reader's length, -1 when unknown.
+	// Length is the Reader's exact length, -1 when unknown (the body is then chunked).
 	Length int64
 }
 
@@ -330,7 +365,7 @@ func (s *session) close() {
 	// Leave nothing selected while ctx still guards the connection: the next user starts
 	// from the authenticated state, and no one is notified about a mailbox nobody watches.
 	if !s.cn.broken && s.cn.c.Mailbox() != nil {
-		if err := s.cn.c.Unselect().Wait(); err != nil {
+		if err := unselect(s.cn.c); err != nil {
 			s.cn.broken = true
 		}
 	}

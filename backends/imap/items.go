@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"io"
-	"mime/quotedprintable"
 	"net/http"
 	"slices"
 	"strings"
@@ -122,29 +121,40 @@ const (
 	ioServerError = 3
 	ioBadStore    = 9
 	ioNotFound    = 6
-	ioBadAttach   = 15
+	ioBadAttach   = 15 // attachment or attachment ID invalid
 )
 
 // itemOperations implements ItemOperations (MS-ASCMD 2.2.1.10): Fetch of a message (by
 // CollectionId + ServerId, or LongId from Search) or of an attachment (FileReference), and
 // EmptyFolderContents. With MS-ASAcceptMultiPart the fetched data travels in parts
-// (MS-ASCMD 2.2.1.10.1).
-func (s *session) itemOperations(body []byte) (Response, error) {
+// (MS-ASCMD 2.2.1.10.1); large parts are spooled to temporary files and streamed from there
+// (see stream.go), so the response is a Response.Reader.
+func (s *session) itemOperations(body []byte) (resp Response, err error) {
 	root, err := parseBody(body, wbxml.ItemOperationsItemOperations)
 	if err != nil {
 		return Response{}, err
 	}
+	st := &ioState{inlineLeft: s.b.cfg.MaxInlineAttachment, spoolLeft: s.b.cfg.MaxAttachment}
+	defer func() {
+		if err != nil || resp.Reader == nil {
+			st.closeFiles()
+		}
+	}()
 	out := wbxml.NewElement(wbxml.ItemOperationsResponse)
-	var parts [][]byte
 	for _, op := range root.Children {
 		switch op.Tag {
 		case wbxml.ItemOperationsFetch:
-			el, err := s.ioFetch(op, &parts)
+			el, err := s.ioFetch(op, st)
 			if err != nil {
 				return Response{}, err
 			}
 			out.Append(el)
 		case wbxml.ItemOperationsEmptyFolderContents:
+			// Operations run in order: a pending attachment is fetched before the folder
+			// holding it may be emptied.
+			if err := s.fetchPending(st, false); err != nil {
+				return Response{}, err
+			}
 			el, err := s.ioEmpty(op)
 			if err != nil {
 				return Response{}, err
@@ -154,6 +164,9 @@ func (s *session) itemOperations(body []byte) (Response, error) {
 			out.Append(wbxml.NewElement(op.Tag, text(wbxml.ItemOperationsStatus, ioProtocol)))
 		}
 	}
+	if err := s.fetchPending(st, true); err != nil {
+		return Response{}, err
+	}
 	doc := wbxml.NewElement(wbxml.ItemOperationsItemOperations, text(wbxml.ItemOperationsStatus, ioOK), out)
 	if !s.req.AcceptMultiPart {
 		return wbxmlResponse(doc)
@@ -162,53 +175,135 @@ func (s *session) itemOperations(body []byte) (Response, error) {
 	if err != nil {
 		return Response{}, internal(err, "encode response")
 	}
-	return Response{Status: http.StatusOK, ContentType: ContentTypeMultipart, Body: multipart(append([][]byte{head}, parts...))}, nil
+	parts := append([]spool{{data: head, size: int64(len(head))}}, st.parts...)
+	frame := multipartHeader(parts)
+	if !st.streams() {
+		b := frame
+		for _, p := range parts {
+			b = append(b, p.data...)
+		}
+		return Response{Status: http.StatusOK, ContentType: ContentTypeMultipart, Body: b}, nil
+	}
+	readers := []io.Reader{bytes.NewReader(frame)}
+	length := int64(len(frame))
+	ms := &multipartStream{}
+	for _, p := range parts {
+		readers = append(readers, p.reader())
+		length += p.size
+		if c := p.closer(); c != nil {
+			ms.closers = append(ms.closers, c)
+		}
+	}
+	ms.Reader = io.MultiReader(readers...)
+	return Response{Status: http.StatusOK, ContentType: ContentTypeMultipart, Reader: ms, Length: length}, nil
 }
 
-// multipart frames parts as MS-ASCMD 2.2.1.10.1 describes: a little-endian part count, then
-// (offset, length) pairs, then the parts.
-func multipart(parts [][]byte) []byte {
+// ioState is what the operations of one ItemOperations request share: the multipart parts,
+// the attachment whose fetch waits for the end of the request, and what is left of the
+// inline and spool budgets.
+type ioState struct {
+	parts      []spool
+	last       *pendingPart
+	inlineLeft int64 // decoded attachment bytes still allowed inline (Config.MaxInlineAttachment)
+	spoolLeft  int64 // decoded attachment bytes still allowed in parts (Config.MaxAttachment)
+}
+
+// pendingPart is the latest attachment of a multipart response. It is fetched when the next
+// attachment comes (spooled) or after the last operation (streamed when its exact size is
+// known at the literal's start); its Fetch element is filled in then, and it holds the last
+// slot of parts.
+type pendingPart struct {
+	p    *partRef
+	ref  string
+	res  *wbxml.Element
+	slot int
+}
+
+func (st *ioState) streams() bool {
+	return slices.ContainsFunc(st.parts, func(p spool) bool { return p.file != nil || p.stream != nil })
+}
+
+func (st *ioState) closeFiles() {
+	for _, p := range st.parts {
+		if c := p.closer(); c != nil {
+			c.Close()
+		}
+	}
+}
+
+// fetchPending fetches the pending attachment part; last is true after the final operation.
+func (s *session) fetchPending(st *ioState, last bool) error {
+	d := st.last
+	if d == nil {
+		return nil
+	}
+	st.last = nil
+	var sp spool
+	status := ioOK
+	if last && d.p.exact() && !d.p.small() {
+		pr, stt, err := s.openStream(d.p)
+		if err != nil {
+			return err
+		}
+		status = stt
+		if status == ioOK && pr.size > st.spoolLeft {
+			pr.close(s.cn)
+			s.dropBroken()
+			status = ioTooLarge
+		}
+		if status == ioOK {
+			a, err := s.handOff(pr)
+			if err != nil {
+				return err
+			}
+			sp = spool{stream: a, size: pr.size}
+		}
+	} else {
+		var err error
+		if sp, status, err = s.spoolPart(d.p, st.spoolLeft); err != nil {
+			return err
+		}
+	}
+	if status != ioOK {
+		if status == ioTooLarge {
+			s.b.log.Info("imap: attachment over the multipart budget", "ref", d.ref, "left", st.spoolLeft)
+		}
+		st.parts = st.parts[:d.slot]
+		d.res.Append(text(wbxml.ItemOperationsStatus, status))
+		return nil
+	}
+	st.spoolLeft -= sp.size
+	st.parts[d.slot] = sp
+	d.res.Append(text(wbxml.ItemOperationsStatus, ioOK), text(wbxml.AirSyncBaseFileReference, d.ref),
+		wbxml.NewElement(wbxml.ItemOperationsProperties, text(wbxml.AirSyncBaseContentType, d.p.ctype),
+			text(wbxml.ItemOperationsPart, d.slot+1)))
+	return nil
+}
+
+// multipartHeader frames parts as MS-ASCMD 2.2.1.10.1 describes: a little-endian part count,
+// then (offset, length) pairs; the parts follow it. Config.MaxAttachment (below 4 GiB, checked
+// by New) keeps every offset within 32 bits.
+func multipartHeader(parts []spool) []byte {
 	le := func(b []byte, v uint32) []byte { return append(b, byte(v), byte(v>>8), byte(v>>16), byte(v>>24)) }
-	off := 4 + 8*len(parts)
-	out := le(nil, uint32(len(parts)))
+	off := int64(4 + 8*len(parts))
+	out := le(make([]byte, 0, 4+8*len(parts)), uint32(len(parts)))
 	for _, p := range parts {
 		out = le(out, uint32(off))
-		out = le(out, uint32(len(p)))
-		off += len(p)
-	}
-	for _, p := range parts {
-		out = append(out, p...)
+		out = le(out, uint32(p.size))
+		off += p.size
 	}
 	return out
 }
 
-func (s *session) ioFetch(op *wbxml.Element, parts *[][]byte) (*wbxml.Element, error) {
+func (s *session) ioFetch(op *wbxml.Element, st *ioState) (*wbxml.Element, error) {
 	res := wbxml.NewElement(wbxml.ItemOperationsFetch)
 	fail := func(st int) *wbxml.Element { return res.Append(text(wbxml.ItemOperationsStatus, st)) }
 	if store := op.Find(wbxml.ItemOperationsStore).Text(); !strings.EqualFold(store, "Mailbox") {
 		return fail(ioBadStore), nil
 	}
 	opts := parseItemOptions(op.Find(wbxml.ItemOperationsOptions))
-	putData := func(props *wbxml.Element, data []byte) {
-		if s.req.AcceptMultiPart {
-			*parts = append(*parts, data)
-			props.Append(text(wbxml.ItemOperationsPart, len(*parts)))
-		} else {
-			props.Append(wbxml.NewText(wbxml.ItemOperationsData, base64.StdEncoding.EncodeToString(data)))
-		}
-	}
 	if ref := op.Find(wbxml.AirSyncBaseFileReference); ref != nil {
-		data, ctype, st, err := s.attachment(ref.Text())
-		if err != nil {
-			return nil, err
-		}
-		if st != ioOK {
-			return fail(st), nil
-		}
-		res.Append(text(wbxml.ItemOperationsStatus, ioOK), text(wbxml.AirSyncBaseFileReference, ref.Text()))
-		props := wbxml.NewElement(wbxml.ItemOperationsProperties, text(wbxml.AirSyncBaseContentType, ctype))
-		putData(props, data)
-		return res.Append(props), nil
+		return s.ioFetchAttachment(ref.Text(), st)
 	}
 	id := op.Find(wbxml.AirSyncServerId).Text()
 	long := op.Find(wbxml.SearchLongId).Text()
@@ -257,78 +352,84 @@ func (s *session) ioFetch(op *wbxml.Element, parts *[][]byte) (*wbxml.Element, e
 	return res.Append(m.appData(wbxml.ItemOperationsProperties, coll)), nil
 }
 
-// attachment fetches and decodes the part a FileReference "collection:uid:part" names.
-func (s *session) attachment(ref string) (data []byte, contentType string, status int, err error) {
-	i := strings.LastIndexByte(ref, ':')
-	if i <= 0 {
-		return nil, "", ioBadAttach, nil
-	}
-	path, ok := parsePart(ref[i+1:])
-	coll, uid, ok2 := parseServerID(ref[:i])
-	if !ok || !ok2 {
-		return nil, "", ioBadAttach, nil
-	}
-	f, found, err := s.folderByID(coll)
+// ioFetchAttachment answers a Fetch of a FileReference (MS-ASCMD 2.2.3.67.1): the decoded
+// attachment as a part of the multipart response, or base64 in Data. Status 11 answers an
+// attachment beyond what remains of the response's budget.
+func (s *session) ioFetchAttachment(ref string, st *ioState) (*wbxml.Element, error) {
+	res := wbxml.NewElement(wbxml.ItemOperationsFetch)
+	p, status, err := s.locateAttachment(ref)
 	if err != nil {
-		return nil, "", 0, err
+		return nil, err
 	}
-	if !found {
-		return nil, "", ioBadAttach, nil
+	if status != ioOK {
+		return res.Append(text(wbxml.ItemOperationsStatus, status)), nil
 	}
-	c, err := s.client()
-	if err != nil {
-		return nil, "", 0, err
-	}
-	if _, err := s.selectMailbox(f.Mailbox); err != nil {
-		if isNo(err) {
-			return nil, "", ioBadAttach, nil
+	if s.req.AcceptMultiPart {
+		if err := s.fetchPending(st, false); err != nil {
+			return nil, err
 		}
-		return nil, "", 0, s.imapErr(err, "SELECT")
+		st.parts = append(st.parts, spool{})
+		st.last = &pendingPart{p: p, ref: ref, res: res, slot: len(st.parts) - 1}
+		return res, nil
 	}
-	sec := &imap.FetchItemBodySection{Part: path, Peek: true}
-	bufs, err := c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{UID: true, BodyStructure: &imap.FetchItemBodyStructure{Extended: true}, BodySection: []*imap.FetchItemBodySection{sec}}).Collect()
-	if err != nil {
-		return nil, "", 0, s.imapErr(err, "FETCH attachment")
+	var b bytesWriter
+	_, tooLarge, gone, err := s.readPart(p, &b, st.inlineLeft)
+	switch {
+	case err != nil:
+		return nil, err
+	case gone:
+		return res.Append(text(wbxml.ItemOperationsStatus, ioBadAttach)), nil
+	case tooLarge:
+		s.b.log.Info("imap: attachment over the inline budget", "ref", ref, "left", st.inlineLeft)
+		return res.Append(text(wbxml.ItemOperationsStatus, ioTooLarge)), nil
 	}
-	if len(bufs) == 0 || bufs[0].BodyStructure == nil {
-		return nil, "", ioBadAttach, nil
-	}
-	var part *imap.BodyStructureSinglePart
-	bufs[0].BodyStructure.Walk(func(p []int, bs imap.BodyStructure) bool {
-		if sp, ok := bs.(*imap.BodyStructureSinglePart); ok && slices.Equal(p, path) {
-			part = sp
-		}
-		return true
-	})
-	if part == nil {
-		return nil, "", ioBadAttach, nil
-	}
-	raw := bufs[0].FindBodySection(sec)
-	var r io.Reader = bytes.NewReader(raw)
-	switch strings.ToLower(part.Encoding) {
-	case "base64":
-		r = base64.NewDecoder(base64.StdEncoding, &newlineStripper{r: r})
-	case "quoted-printable":
-		r = quotedprintable.NewReader(r)
-	}
-	data, err = io.ReadAll(r)
-	if err != nil {
-		data = raw
-	}
-	return data, part.MediaType(), ioOK, nil
+	st.inlineLeft -= int64(len(b.b))
+	return res.Append(text(wbxml.ItemOperationsStatus, ioOK), text(wbxml.AirSyncBaseFileReference, ref),
+		wbxml.NewElement(wbxml.ItemOperationsProperties, text(wbxml.AirSyncBaseContentType, p.ctype),
+			wbxml.NewText(wbxml.ItemOperationsData, base64.StdEncoding.EncodeToString(b.b)))), nil
 }
 
-// getAttachment implements the 12.x GetAttachment command: the attachment named by the
-// AttachmentName parameter (a FileReference) as the raw response body.
+// getAttachment implements the 12.x GetAttachment command (MS-ASCMD 2.2.1.8): the attachment
+// named by the AttachmentName parameter (a FileReference) as the raw response body. A small
+// one is answered as Body; a larger one is a Reader streaming from the IMAP connection, which
+// leaves this session with it (see attachStream). Attachments beyond Config.MaxAttachment, and
+// references naming nothing, answer HTTP 500 as Exchange does for a failed GetAttachment.
 func (s *session) getAttachment() (Response, error) {
-	data, ctype, st, err := s.attachment(s.req.AttachmentName)
+	p, status, err := s.locateAttachment(s.req.AttachmentName)
 	if err != nil {
 		return Response{}, err
 	}
-	if st != ioOK {
+	if status != ioOK {
 		return Response{Status: http.StatusInternalServerError}, nil
 	}
-	return Response{Status: http.StatusOK, ContentType: ctype, Body: data}, nil
+	if p.small() {
+		var b bytesWriter
+		_, tooLarge, gone, err := s.readPart(p, &b, s.b.cfg.MaxAttachment)
+		switch {
+		case err != nil:
+			return Response{}, err
+		case gone || tooLarge:
+			return Response{Status: http.StatusInternalServerError}, nil
+		}
+		return Response{Status: http.StatusOK, ContentType: p.ctype, Body: b.b}, nil
+	}
+	pr, status, err := s.openStream(p)
+	if err != nil {
+		return Response{}, err
+	}
+	if status != ioOK {
+		return Response{Status: http.StatusInternalServerError}, nil
+	}
+	if pr.size > s.b.cfg.MaxAttachment {
+		s.b.log.Info("imap: GetAttachment over Config.MaxAttachment", "size", pr.size)
+		pr.close(s.cn)
+		return Response{Status: http.StatusInternalServerError}, nil
+	}
+	a, err := s.handOff(pr)
+	if err != nil {
+		return Response{}, err
+	}
+	return Response{Status: http.StatusOK, ContentType: p.ctype, Reader: a, Length: pr.size}, nil
 }
 
 func (s *session) ioEmpty(op *wbxml.Element) (*wbxml.Element, error) {
