@@ -71,8 +71,12 @@ type ListenConfig struct {
 	TLSKey  string `yaml:"tls_key"`
 	// TrustedProxies are the addresses (CIDR) whose X-Forwarded-For is believed. Default: none.
 	TrustedProxies []string `yaml:"trusted_proxies"`
-	// ReadHeaderTimeout bounds slow headers and bodies (slowloris). Default 20s.
+	// ReadTimeout bounds slow headers and bodies (slowloris). Default 20s.
 	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds writing one response, body included: large enough for the biggest
+	// attachment over a slow phone link (150 MiB at 0.5 MB/s is 5 minutes). Default 5m, and
+	// never less than backend.eas.timeout + 30s.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
 	// IdleTimeout closes idle keep-alive connections. Default 120s.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 }
@@ -260,6 +264,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Listen.ReadTimeout == 0 {
 		c.Listen.ReadTimeout = 20 * time.Second
+	}
+	if c.Listen.WriteTimeout == 0 {
+		c.Listen.WriteTimeout = 5 * time.Minute
 	}
 	if c.Listen.IdleTimeout == 0 {
 		c.Listen.IdleTimeout = 120 * time.Second

@@ -155,7 +155,7 @@ func New(cfg *Config, deps Deps) (*Server, error) {
 		Handler:                       s.handleClient,
 		Name:                          "easgate",
 		ReadTimeout:                   cfg.Listen.ReadTimeout,
-		WriteTimeout:                  cfg.Backend.EAS.Timeout + 30*time.Second,
+		WriteTimeout:                  max(cfg.Listen.WriteTimeout, cfg.Backend.EAS.Timeout+30*time.Second),
 		IdleTimeout:                   cfg.Listen.IdleTimeout,
 		MaxRequestBodySize:            cfg.Limits.MaxRequestBody,
 		ReadBufferSize:                8192,
