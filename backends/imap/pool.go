@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,24 +33,69 @@ func (c Credentials) poolKey() string {
 	return c.User + "\x00" + string(h[:])
 }
 
+// saslClient returns a fresh client of the bearer mechanism mech ("OAUTHBEARER" or "XOAUTH2")
+// for one exchange, on IMAP and SMTP alike.
+//
+// go-sasl's OAUTHBEARER client is not used: when the server refuses the token it returns the
+// server's error challenge as an error, which abandons the exchange before the server's final
+// answer, so a refused token looked like a broken server (ErrUnavailable, 503) instead of
+// ErrAuthFailed (401). Both clients here complete the exchange (bearerErrorResponse).
 func (c Credentials) saslClient(mech string) sasl.Client {
 	if mech == "OAUTHBEARER" {
-		return sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: c.User, Token: c.Token})
+		return &oauthBearerClient{user: c.User, token: c.Token}
 	}
 	return &xoauth2Client{user: c.User, token: c.Token}
 }
 
 // xoauth2Client is the SASL XOAUTH2 client (Google's and Microsoft's pre-standard mechanism,
 // https://developers.google.com/gmail/imap/xoauth2-protocol), which go-sasl does not provide.
-type xoauth2Client struct{ user, token string }
+type xoauth2Client struct {
+	user, token string
+	challenged  bool
+}
 
 func (x *xoauth2Client) Start() (string, []byte, error) {
 	return "XOAUTH2", []byte("user=" + x.user + "\x01auth=Bearer " + x.token + "\x01\x01"), nil
 }
 
-// Next answers the server's error challenge with an empty response, after which the server
-// fails the exchange with its tagged NO.
-func (x *xoauth2Client) Next([]byte) ([]byte, error) { return []byte{}, nil }
+func (x *xoauth2Client) Next([]byte) ([]byte, error) {
+	return bearerErrorResponse("XOAUTH2", &x.challenged)
+}
+
+// oauthBearerClient is the SASL OAUTHBEARER client (RFC 7628 §3.1): a GS2 header naming the
+// user as authorization identity, then the "auth" key-value pair.
+type oauthBearerClient struct {
+	user, token string
+	challenged  bool
+}
+
+func (o *oauthBearerClient) Start() (string, []byte, error) {
+	return "OAUTHBEARER", []byte("n,a=" + gs2Escape(o.user) + ",\x01auth=Bearer " + o.token + "\x01\x01"), nil
+}
+
+func (o *oauthBearerClient) Next([]byte) ([]byte, error) {
+	return bearerErrorResponse("OAUTHBEARER", &o.challenged)
+}
+
+// bearerErrorResponse answers the only challenge a bearer mechanism has: the JSON error status a
+// server sends when it refuses the token (RFC 7628 §3.2.2; XOAUTH2 alike). The answer is the
+// dummy response %x01 (RFC 7628 §3.2.3), after which the server fails the exchange with its
+// final answer (IMAP tagged NO, SMTP 535), which the callers map to ErrAuthFailed. Google
+// documents an empty response for XOAUTH2, but go-imap encodes an empty continuation response
+// as "=", which Dovecot rejects as invalid base64 (tagged BAD); Dovecot takes %x01 for both
+// mechanisms. A second challenge is a protocol violation and aborts the exchange.
+func bearerErrorResponse(mech string, challenged *bool) ([]byte, error) {
+	if *challenged {
+		return nil, errors.New("imap: SASL " + mech + ": unexpected challenge after the error status")
+	}
+	*challenged = true
+	return []byte{0x01}, nil
+}
+
+// gs2Escape encodes a GS2 authzid (RFC 5801 §4: ',' as "=2C", '=' as "=3D").
+func gs2Escape(s string) string {
+	return strings.NewReplacer("=", "=3D", ",", "=2C").Replace(s)
+}
 
 // conn is one authenticated IMAP connection owned by the pool while idle and by one request
 // while in use.
