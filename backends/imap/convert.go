@@ -316,14 +316,59 @@ var metaFetch = imap.FetchOptions{
 	BodyStructure: &imap.FetchItemBodyStructure{Extended: true},
 }
 
+// specBodyLimit bounds the first text part fetched together with the metadata, before the
+// body structure is known (see fetchMessages): a part up to this size needs no second FETCH,
+// and a guess that misses (the text is not part 1) costs at most this much per message.
+const specBodyLimit = 16 << 10
+
+// speculativeSection is the body section fetchMessages asks for in the metadata FETCH: the
+// whole message (up to the limit its preference allows) when every message gets MIME, and the
+// first part when every message gets plain text, since part 1 is the text of a single-part
+// message and of the common multipart/alternative. Nil when the section depends on the body
+// structure: HTML (part 2 of an alternative) or MIME only for S/MIME messages.
+func speculativeSection(opts itemOptions, maxBodyFetch int64) *imap.FetchItemBodySection {
+	p := opts.choose(false)
+	if p != opts.choose(true) {
+		return nil
+	}
+	switch p.Type {
+	case bodyMIME:
+		return &imap.FetchItemBodySection{Peek: true, Partial: &imap.SectionPartial{Size: mimeLimit(p, maxBodyFetch)}}
+	case bodyPlain:
+		return &imap.FetchItemBodySection{Peek: true, Part: []int{1}, Partial: &imap.SectionPartial{Size: min(specBodyLimit, maxBodyFetch)}}
+	}
+	return nil
+}
+
+// mimeLimit is how much of a message the MIME body fetch reads: never more than
+// MaxBodyFetch, nor more than the device's truncation size.
+func mimeLimit(p bodyPref, maxBodyFetch int64) int64 {
+	if p.Trunc > 0 && p.Trunc < maxBodyFetch {
+		return p.Trunc
+	}
+	return maxBodyFetch
+}
+
 // fetchMessages fetches the messages with uids in the selected mailbox, with the body each
 // needs under opts. Messages that vanished meanwhile are absent from the result.
+//
+// The metadata FETCH also asks for the body section most messages need (speculativeSection),
+// so that a window of ordinary messages costs the IMAP server one pass over its message files
+// instead of two; the messages whose text is elsewhere, or larger than what came, get their
+// section in a second FETCH grouped by section.
 func (s *session) fetchMessages(c *imapclient.Client, uids []imap.UID, opts itemOptions) (map[imap.UID]*message, error) {
 	out := make(map[imap.UID]*message, len(uids))
 	if len(uids) == 0 {
 		return out, nil
 	}
-	bufs, err := c.Fetch(imap.UIDSetNum(uids...), &metaFetch).Collect()
+	fopts := &metaFetch
+	spec := speculativeSection(opts, s.b.cfg.MaxBodyFetch)
+	if spec != nil {
+		f := metaFetch
+		f.BodySection = []*imap.FetchItemBodySection{spec}
+		fopts = &f
+	}
+	bufs, err := c.Fetch(imap.UIDSetNum(uids...), fopts).Collect()
 	if err != nil {
 		return nil, s.imapErr(err, "FETCH")
 	}
@@ -345,6 +390,15 @@ func (s *session) fetchMessages(c *imapclient.Client, uids []imap.UID, opts item
 		isSMIME := b.BodyStructure != nil && strings.Contains(strings.ToLower(b.BodyStructure.MediaType()), "pkcs7")
 		m.pref = opts.choose(isSMIME)
 		out[b.UID] = m
+		// The speculative section, when asked for and answered (the server may leave out a
+		// section it cannot give).
+		var specData []byte
+		haveSpec := false
+		if spec != nil {
+			for _, bsec := range b.BodySection {
+				specData, haveSpec = bsec.Bytes, true
+			}
+		}
 		var sec *imap.FetchItemBodySection
 		if m.pref.Type == bodyMIME {
 			sec = &imap.FetchItemBodySection{Peek: true}
@@ -353,9 +407,10 @@ func (s *session) fetchMessages(c *imapclient.Client, uids []imap.UID, opts item
 			}
 			// Never more than MaxBodyFetch of one message in memory; beyond it the device gets
 			// a truncated MIME body and can fetch the rest by attachment.
-			limit := s.b.cfg.MaxBodyFetch
-			if m.pref.Trunc > 0 && m.pref.Trunc < limit {
-				limit = m.pref.Trunc
+			limit := mimeLimit(m.pref, s.b.cfg.MaxBodyFetch)
+			if haveSpec && spec.Part == nil {
+				m.body = specData // the first limit bytes, as the FETCH below would read
+				continue
 			}
 			if m.size > limit {
 				sec.Partial = &imap.SectionPartial{Offset: 0, Size: limit}
@@ -370,6 +425,10 @@ func (s *session) fetchMessages(c *imapclient.Client, uids []imap.UID, opts item
 				continue
 			}
 			m.bodyPart = part
+			if haveSpec && slices.Equal(spec.Part, path) && int64(part.Size) <= spec.Partial.Size {
+				m.body = specData // the whole part came with the metadata
+				continue
+			}
 			sec = &imap.FetchItemBodySection{Peek: true, Part: path}
 			if int64(part.Size) > s.b.cfg.MaxBodyFetch {
 				sec.Partial = &imap.SectionPartial{Offset: 0, Size: s.b.cfg.MaxBodyFetch}

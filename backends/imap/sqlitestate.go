@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -259,12 +260,13 @@ func (s *SQLiteStore) Items(ctx context.Context, user, device, collection string
 	defer rows.Close()
 	m := make(map[uint32]ItemFlags)
 	for rows.Next() {
-		var uid uint32
-		var f ItemFlags
+		// int64 destinations take database/sql's conversion fast path; named integer types
+		// such as ItemFlags go through reflection, which dominated reading a large folder.
+		var uid, f int64
 		if err := rows.Scan(&uid, &f); err != nil {
 			return nil, stateErr("read items", err)
 		}
-		m[uid] = f
+		m[uint32(uid)] = ItemFlags(f)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, stateErr("read items", err)
@@ -300,35 +302,78 @@ func (s *SQLiteStore) CommitCollection(ctx context.Context, user, device, collec
 			return stateErr("commit collection", err)
 		}
 	}
-	if len(upsert) > 0 {
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO imapstate_item (user, device, collection, uid, flags)
-			VALUES (?, ?, ?, ?, ?) ON CONFLICT (user, device, collection, uid) DO UPDATE SET flags = excluded.flags`)
-		if err != nil {
-			return stateErr("commit collection", err)
-		}
-		for uid, f := range upsert {
-			if _, err := stmt.ExecContext(ctx, user, device, collection, uid, f); err != nil {
-				stmt.Close()
-				return stateErr("commit collection", err)
-			}
-		}
-		stmt.Close()
+	if err := upsertItems(ctx, tx, user, device, collection, upsert); err != nil {
+		return stateErr("commit collection", err)
 	}
-	if len(drop) > 0 {
-		stmt, err := tx.PrepareContext(ctx, `DELETE FROM imapstate_item WHERE user = ? AND device = ? AND collection = ? AND uid = ?`)
-		if err != nil {
-			return stateErr("commit collection", err)
-		}
-		for _, uid := range drop {
-			if _, err := stmt.ExecContext(ctx, user, device, collection, uid); err != nil {
-				stmt.Close()
-				return stateErr("commit collection", err)
-			}
-		}
-		stmt.Close()
+	if err := dropItems(ctx, tx, user, device, collection, drop); err != nil {
+		return stateErr("commit collection", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return stateErr("commit collection", err)
+	}
+	return nil
+}
+
+// itemBatch is how many items one INSERT or DELETE statement carries. A Sync window (up to
+// 512 items) then costs a few statements instead of one per item; each row binds two
+// parameters beside the three shared ones, far below SQLite's limit of 32766.
+const itemBatch = 256
+
+// upsertItems writes upsert in batches, in UID order (the primary key's order, so each batch
+// fills neighbouring B-tree pages).
+func upsertItems(ctx context.Context, tx *sql.Tx, user, device, collection string, upsert map[uint32]ItemFlags) error {
+	if len(upsert) == 0 {
+		return nil
+	}
+	uids := make([]uint32, 0, len(upsert))
+	for u := range upsert {
+		uids = append(uids, u)
+	}
+	slices.Sort(uids)
+	var q strings.Builder
+	args := make([]any, 0, 3+2*min(len(uids), itemBatch))
+	for len(uids) > 0 {
+		batch := uids[:min(len(uids), itemBatch)]
+		uids = uids[len(batch):]
+		q.Reset()
+		q.WriteString(`INSERT INTO imapstate_item (user, device, collection, uid, flags) VALUES `)
+		args = append(args[:0], user, device, collection)
+		for i, u := range batch {
+			if i > 0 {
+				q.WriteByte(',')
+			}
+			fmt.Fprintf(&q, "(?1, ?2, ?3, ?%d, ?%d)", 4+2*i, 5+2*i)
+			args = append(args, int64(u), int64(upsert[u]))
+		}
+		q.WriteString(` ON CONFLICT (user, device, collection, uid) DO UPDATE SET flags = excluded.flags`)
+		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dropItems deletes the items drop in batches.
+func dropItems(ctx context.Context, tx *sql.Tx, user, device, collection string, drop []uint32) error {
+	var q strings.Builder
+	args := make([]any, 0, 3+min(len(drop), itemBatch))
+	for len(drop) > 0 {
+		batch := drop[:min(len(drop), itemBatch)]
+		drop = drop[len(batch):]
+		q.Reset()
+		q.WriteString(`DELETE FROM imapstate_item WHERE user = ?1 AND device = ?2 AND collection = ?3 AND uid IN (`)
+		args = append(args[:0], user, device, collection)
+		for i, u := range batch {
+			if i > 0 {
+				q.WriteByte(',')
+			}
+			fmt.Fprintf(&q, "?%d", 4+i)
+			args = append(args, int64(u))
+		}
+		q.WriteByte(')')
+		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+			return err
+		}
 	}
 	return nil
 }
