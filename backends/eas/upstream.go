@@ -653,18 +653,22 @@ func (c *call) Read(p []byte) (int, error) {
 	if c.failed || c.stream == nil {
 		return 0, newErr(KindBadResponse, "read body", io.ErrClosedPipe)
 	}
-	now := c.u.now()
-	if !now.Before(c.bodyEnd) {
-		c.failed = true
-		return 0, newErr(KindTimeout, "read body", os.ErrDeadlineExceeded)
-	}
-	dl := now.Add(c.u.b.cfg.BodyIdleTimeout)
-	if c.bodyEnd.Before(dl) {
-		dl = c.bodyEnd
-	}
-	if err := c.conn.SetReadDeadline(dl); err != nil {
-		c.failed = true
-		return 0, classify("read body", err)
+	// Bytes already buffered are returned without touching the connection: no deadline to
+	// arm (the common case of a small body that arrived with its header).
+	if c.br == nil || c.br.Buffered() == 0 {
+		now := c.u.now()
+		if !now.Before(c.bodyEnd) {
+			c.failed = true
+			return 0, newErr(KindTimeout, "read body", os.ErrDeadlineExceeded)
+		}
+		dl := now.Add(c.u.b.cfg.BodyIdleTimeout)
+		if c.bodyEnd.Before(dl) {
+			dl = c.bodyEnd
+		}
+		if err := c.conn.SetReadDeadline(dl); err != nil {
+			c.failed = true
+			return 0, classify("read body", err)
+		}
 	}
 	// read at most one byte past the limit, to tell "exactly at the limit" from "over it".
 	if room := c.limit - c.read + 1; int64(len(p)) > room {
