@@ -9,12 +9,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/pprofhandler"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 )
 
 // handleAdmin serves the admin listener: /healthz and /readyz unauthenticated (load balancers
-// probe them), everything else — /metrics and the REST API under /admin/v1/ — behind the admin
-// bearer token.
+// probe them), everything else — /metrics, the REST API under /admin/v1/ and Go's profiles
+// under /debug/pprof/ — behind the admin bearer token.
 func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx) {
 	path := ctx.Path()
 	switch string(path) {
@@ -46,6 +47,11 @@ func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx) {
 		s.metricsHandler()(ctx)
 	case bytes.HasPrefix(path, []byte("/admin/v1/")):
 		s.serveAdminAPI(ctx, string(path[len("/admin/v1/"):]))
+	case bytes.HasPrefix(path, []byte("/debug/pprof/")):
+		// Go's profiles (CPU, heap, goroutines, execution trace) for diagnosing a live node;
+		// behind the admin token like everything else here. A CPU profile or trace is bounded by
+		// its ?seconds= and the admin listener's 60 s write timeout.
+		pprofhandler.PprofHandler(ctx)
 	default:
 		adminJSONError(ctx, 404, "not found")
 	}

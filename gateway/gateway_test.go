@@ -569,3 +569,24 @@ func TestPingAnsweredAtOnceIsDelivered(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminProfiles: Go's profiles are served on the admin listener behind the admin token,
+// never to an anonymous caller.
+func TestAdminProfiles(t *testing.T) {
+	g := startGateway(t)
+	resp, err := g.client.Get("http://" + g.admin + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Fatalf("anonymous profile request: %d", resp.StatusCode)
+	}
+	code, body := g.adminDo("GET", "/debug/pprof/goroutine?debug=1", "")
+	if code != 200 || !strings.Contains(body, "goroutine profile:") {
+		t.Fatalf("goroutine profile: %d %.80q", code, body)
+	}
+	if code, body = g.adminDo("GET", "/debug/pprof/profile?seconds=1", ""); code != 200 || len(body) == 0 {
+		t.Fatalf("CPU profile: %d, %d bytes", code, len(body))
+	}
+}
