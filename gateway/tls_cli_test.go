@@ -119,5 +119,7 @@ func TestHeldPingOverTLS(t *testing.T) {
 	for _, c := range conns {
 		c.Close() // close_notify, then FIN
 	}
-	waitFor(t, func() bool { return g.up.activePings.Load() == 0 && g.srv.pings.held() == 0 && g.srv.holding.Load() == 0 })
+	waitFor(t, func() bool {
+		return g.up.activePings.Load() == 0 && g.srv.pings.held() == 0 && g.srv.holding.Load() == 0
+	})
 }
