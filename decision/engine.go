@@ -43,7 +43,9 @@ type Options struct {
 	// MaxPending bounds the devices waiting for a flush; beyond it observations are dropped (and
 	// counted in Stats.DroppedSightings) until the flusher catches up. Default 65536.
 	MaxPending int
-	// TouchInterval: an unchanged device's LastSeen is written at most this often. Default 1m.
+	// TouchInterval: how often an unchanged device's LastSeen is written — after 0.8 to 1 times
+	// it, at random per write, so that devices loaded together are not all written at once.
+	// Default 1m.
 	TouchInterval time.Duration
 	// AuditRetention: audit entries older than this are deleted hourly. Default 90 days;
 	// negative: keep forever.
@@ -810,7 +812,9 @@ func (e *Engine) flush(batch []*entry) {
 			ent.decDirty = false
 		}
 		ent.mu.Unlock()
-		ent.flushedAt.Store(seen)
+		// Up to a fifth of TouchInterval earlier than the truth, at random: devices loaded
+		// together (a restart) would otherwise all be due again in the same flush, forever.
+		ent.flushedAt.Store(seen - rand.Int64N(int64(e.opts.TouchInterval)/5+1))
 		sightings = append(sightings, s)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
