@@ -30,14 +30,20 @@ func hostile(t *testing.T, in []byte, lim Limits, want error, maxBytes uint64) {
 	if _, again := d.Next(); again != err {
 		t.Fatalf("error not sticky: %v then %v", err, again)
 	}
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
 	_, err = Parse(in, lim)
-	runtime.ReadMemStats(&after)
 	check("Parse", err)
-	if got := after.TotalAlloc - before.TotalAlloc; got > maxBytes {
-		t.Fatalf("Parse allocated %d bytes on hostile input, bound %d", got, maxBytes)
+	// TotalAlloc counts the whole process, and a GC may empty the decoder pool between two
+	// calls (Parse then allocates a fresh decoder): the least of three runs is Parse's own cost.
+	least := ^uint64(0)
+	for range 3 {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, _ = Parse(in, lim)
+		runtime.ReadMemStats(&after)
+		least = min(least, after.TotalAlloc-before.TotalAlloc)
+	}
+	if least > maxBytes {
+		t.Fatalf("Parse allocated %d bytes on hostile input, bound %d", least, maxBytes)
 	}
 }
 
