@@ -264,6 +264,9 @@ type memo struct {
 	d      Decision
 }
 
+// maxNegativeTTL caps how long a refused first sighting (no record) is remembered.
+const maxNegativeTTL = 30 * time.Second
+
 // seenResolution is the granularity of LastSeen: finer updates would cost a write barrier per
 // request for no operational value.
 const seenResolution = int64(time.Second)
@@ -561,7 +564,9 @@ func (e *Engine) load(ctx context.Context, key uint64, user string, in *Input, n
 		dev, refused, err = e.firstSighting(sctx, user, in, now, p)
 		if err == nil && refused != nil {
 			ent := &entry{user: strings.Clone(user), deviceID: strings.Clone(in.DeviceID), negative: *refused, loadedAt: now}
-			ent.expires.Store(now.Add(e.ttl()).UnixNano())
+			// A refusal (too many devices) is re-examined within half a minute whatever the
+			// TTL: freeing a slot (forgetting another device) writes nothing this entry sees.
+			ent.expires.Store(now.Add(min(e.ttl(), maxNegativeTTL)).UnixNano())
 			e.cacheSet(key, ent)
 			if e.gen.Load() != g {
 				e.cache.Del(key)

@@ -69,6 +69,7 @@ func Open(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err error
 		Store:        store,
 		Policy:       cfg.policy,
 		StoreTimeout: cfg.Store.Timeout,
+		CacheTTL:     cfg.Store.CacheTTL,
 		OnError:      func(op string, err error) { log.Warn("decision background error", "op", op, "err", err.Error()) },
 	})
 	if err != nil {

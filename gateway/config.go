@@ -144,6 +144,11 @@ type StoreConfig struct {
 	// Timeout bounds each registry call made while deciding a request; past it the configured
 	// fail mode applies (unknown devices are refused with "retry later"). Default 2s.
 	Timeout time.Duration `yaml:"timeout"`
+	// CacheTTL is how long a device's cached record is trusted before it is read again. Writes
+	// made through this node (admin API, CLI, MDM webhook, the gateway itself) invalidate the
+	// cache at once, so the TTL only bounds how long another node's writes take to show.
+	// Default 10m with sqlite (one node owns the file), 30s with postgres (a shared fleet).
+	CacheTTL time.Duration `yaml:"cache_ttl"`
 }
 
 // PingConfig governs held long polls.
@@ -289,6 +294,12 @@ func (c *Config) applyDefaults() {
 	if c.Store.Driver == "sqlite" && c.Store.Path == "" {
 		c.Store.Path = "easgate.db"
 	}
+	if c.Store.CacheTTL == 0 {
+		c.Store.CacheTTL = 30 * time.Second
+		if c.Store.Driver == "sqlite" {
+			c.Store.CacheTTL = 10 * time.Minute
+		}
+	}
 	if c.Ping.MaxHeartbeat == 0 {
 		c.Ping.MaxHeartbeat = 15 * time.Minute
 	}
@@ -365,6 +376,9 @@ func (c *Config) validate() []error {
 		}
 	default:
 		bad("store.driver", "must be sqlite or postgres, got %q", c.Store.Driver)
+	}
+	if c.Store.CacheTTL < 0 {
+		bad("store.cache_ttl", "must not be negative")
 	}
 	if c.Ping.MaxHeartbeat < time.Minute || c.Ping.MaxHeartbeat > 59*time.Minute {
 		bad("ping.max_heartbeat", "must be between 1m and 59m (MS-ASCMD Ping range), got %s", c.Ping.MaxHeartbeat)

@@ -184,6 +184,19 @@ func TestParseConfig_DefaultsAndEnv(t *testing.T) {
 	if c.Admin.Token != env["ADMIN_TOKEN"] || c.Listen.Addr != ":8080" || c.Store.Driver != "sqlite" || c.Ping.MaxHeartbeat != 15*time.Minute {
 		t.Fatalf("defaults/env not applied: %+v", c)
 	}
+	// One node owns a SQLite registry and invalidates its own cache on every write; a shared
+	// PostgreSQL registry is written by other nodes, whose writes must show within seconds.
+	if c.Store.CacheTTL != 10*time.Minute || c.Listen.WriteTimeout != 5*time.Minute {
+		t.Fatalf("store.cache_ttl %v, listen.write_timeout %v", c.Store.CacheTTL, c.Listen.WriteTimeout)
+	}
+	env["DSN"] = "postgres://x"
+	c, err = ParseConfig([]byte(minimalConfig+"store:\n  driver: postgres\n  dsn: ${DSN}\n"), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil || c.Store.CacheTTL != 30*time.Second {
+		t.Fatalf("postgres cache_ttl: %v, %v", c, err)
+	}
+	if _, err := ParseConfig([]byte(minimalConfig+"store:\n  cache_ttl: -1s\n"), func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err == nil || !strings.Contains(err.Error(), "store.cache_ttl") {
+		t.Fatalf("negative cache_ttl: %v", err)
+	}
 }
 
 func TestParseConfig_AllErrorsAtOnce(t *testing.T) {
