@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -824,15 +825,29 @@ func (e *Engine) flush(batch []*entry) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := e.store.RecordSightings(ctx, sightings); err != nil {
-		e.backgroundError("flush", err)
+	// In short transactions, yielding between them: with one P (a gateway pinned to one core)
+	// a 512-row write would hold the processor for tens of milliseconds, and the scheduler
+	// preempts it only every 10 ms, which is how long requests would wait behind it.
+	for len(sightings) > 0 {
+		n := min(len(sightings), flushChunk)
+		if err := e.store.RecordSightings(ctx, sightings[:n]); err != nil {
+			e.backgroundError("flush", err)
+		}
+		sightings = sightings[n:]
+		runtime.Gosched()
 	}
-	if len(audits) > 0 {
-		if err := e.store.AppendAudit(ctx, audits); err != nil {
+	for len(audits) > 0 {
+		n := min(len(audits), flushChunk)
+		if err := e.store.AppendAudit(ctx, audits[:n]); err != nil {
 			e.backgroundError("audit", err)
 		}
+		audits = audits[n:]
+		runtime.Gosched()
 	}
 }
+
+// flushChunk is the most rows one background write transaction carries.
+const flushChunk = 32
 
 func failureCodes(fs []Failure) string {
 	var b strings.Builder
