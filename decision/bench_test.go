@@ -2,6 +2,7 @@ package decision_test
 
 import (
 	"fmt"
+	"strconv"
 	"sync/atomic"
 	"testing"
 
@@ -95,6 +96,21 @@ func BenchmarkCacheMissSQLite(b *testing.B) {
 	for b.Loop() {
 		if d, _ := f.e.Decide(ctx, in); d.Cached || d.Action != decision.Allow {
 			b.Fatalf("unexpected %+v", d)
+		}
+	}
+}
+
+// BenchmarkFirstSightingSQLite: a device never seen before (a rollout day, a fleet moved to a
+// new gateway) is registered on its first request: one registry write on the request path.
+func BenchmarkFirstSightingSQLite(b *testing.B) {
+	f := newFixture(b, decision.Policy{UnknownDevice: decision.Allow})
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		in := f.input(ann, "NEWDEVICE"+strconv.Itoa(i))
+		if d, err := f.e.Decide(ctx, in); err != nil || d.Cached {
+			b.Fatalf("unexpected %+v, %v", d, err)
 		}
 	}
 }
