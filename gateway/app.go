@@ -198,8 +198,10 @@ func openBackend(cfg *Config) (Backend, func() error, error) {
 			TLS:                  upstream.TLSConfig{CAFile: e.CAFile, CertFile: e.ClientCert, KeyFile: e.ClientKey},
 			NormalTimeout:        e.Timeout,
 			MaxResponseBodyBytes: e.MaxResponseBody,
-			// Every held Ping holds an upstream connection: leave room for all of them.
-			MaxConns: cfg.Ping.Total + 1024,
+			// Every held long poll holds an upstream connection: room for all of them, in
+			// their own pool; ordinary requests share max_conns.
+			MaxConns:        cfg.Ping.Total + 64,
+			MaxRequestConns: e.MaxConns,
 		})
 		if err != nil {
 			return nil, nil, err

@@ -125,6 +125,10 @@ type EASBackend struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// MaxResponseBody caps one upstream response (attachments are large). Default 512 MiB.
 	MaxResponseBody int64 `yaml:"max_response_body"`
+	// MaxConns bounds the upstream connections of everything but long polls (which hold one
+	// each, up to ping.total, in a pool of their own). A burst beyond it waits up to a second
+	// for a free connection, then gets 503 with Retry-After. Default 512.
+	MaxConns int `yaml:"max_conns"`
 	// ServiceAuthorization, when set, replaces the device's Authorization header on the way to
 	// the upstream with this value (e.g. "Bearer <token of a service principal>" for an
 	// upstream that trusts the gateway rather than the devices' tokens). Give it as
@@ -376,6 +380,9 @@ func (c *Config) validate() []error {
 		}
 	default:
 		bad("store.driver", "must be sqlite or postgres, got %q", c.Store.Driver)
+	}
+	if c.Backend.EAS.MaxConns < 0 {
+		bad("backend.eas.max_conns", "must not be negative")
 	}
 	if c.Store.CacheTTL < 0 {
 		bad("store.cache_ttl", "must not be negative")

@@ -14,10 +14,15 @@ import (
 
 // Defaults applied by New to zero fields of Config. Each is chosen for EAS traffic:
 const (
-	// DefaultMaxConns bounds connections to the upstream. Every held Ping (and Sync with Wait)
-	// occupies one upstream connection for up to an hour, so this is sized for one connection per
-	// online device of a mid-size fleet rather than for request rate.
+	// DefaultMaxConns bounds the connections of held requests (Ping, Sync with Wait). Each
+	// occupies one upstream connection for up to an hour, so this is sized for one connection
+	// per online device of a mid-size fleet rather than for request rate.
 	DefaultMaxConns = 10000
+	// DefaultMaxRequestConns bounds the connections of everything else. A burst beyond it waits
+	// up to MaxConnWait for a free connection instead of opening hundreds at once: each costs
+	// both sides a handshake, and a proxy that dials its way through an overload makes it
+	// worse for itself and for the upstream.
+	DefaultMaxRequestConns = 512
 	// DefaultMaxConnWait is how long Forward waits for a free connection when all MaxConns are
 	// busy before failing with KindSaturated.
 	DefaultMaxConnWait = 1 * time.Second
@@ -72,7 +77,8 @@ type Config struct {
 
 	TLS TLSConfig
 
-	MaxConns        int           // default DefaultMaxConns
+	MaxConns        int           // held requests (ClassPing); default DefaultMaxConns
+	MaxRequestConns int           // every other class; default DefaultMaxRequestConns
 	MaxConnWait     time.Duration // default DefaultMaxConnWait
 	IdleConnTimeout time.Duration // default DefaultIdleConnTimeout
 	DialTimeout     time.Duration // default DefaultDialTimeout
@@ -135,6 +141,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxConns == 0 {
 		c.MaxConns = DefaultMaxConns
+	}
+	if c.MaxRequestConns == 0 {
+		c.MaxRequestConns = DefaultMaxRequestConns
 	}
 	def(&c.MaxConnWait, DefaultMaxConnWait)
 	def(&c.IdleConnTimeout, DefaultIdleConnTimeout)
@@ -228,8 +237,8 @@ func (c Config) build() (*built, error) {
 			bad("%s must not be negative (got %s)", name, d)
 		}
 	}
-	if c.MaxConns < 0 {
-		bad("MaxConns must not be negative (got %d)", c.MaxConns)
+	if c.MaxConns < 0 || c.MaxRequestConns < 0 {
+		bad("MaxConns and MaxRequestConns must not be negative (got %d, %d)", c.MaxConns, c.MaxRequestConns)
 	}
 	pos("MaxConnWait", c.MaxConnWait)
 	pos("IdleConnTimeout", c.IdleConnTimeout)

@@ -431,28 +431,49 @@ func TestForward_MutualTLSClientCertificate(t *testing.T) {
 	}
 }
 
+// Held requests and ordinary ones have separate pools: Pings holding every held connection
+// never starve a Sync, and each pool, once full, answers KindSaturated (503, Retry-After) after
+// MaxConnWait instead of opening more connections.
 func TestForward_SaturatedWhenPoolFull(t *testing.T) {
 	release := make(chan struct{})
-	up := startFastUpstream(t, func(ctx *fasthttp.RequestCtx) { <-release })
+	up := startFastUpstream(t, func(ctx *fasthttp.RequestCtx) {
+		if q := string(ctx.QueryArgs().Peek("Cmd")); q == "Ping" || q == "Slow" {
+			<-release
+		}
+	})
 	defer close(release)
 	cfg := testConfig(up.URL)
-	cfg.MaxConns = 1
+	cfg.MaxConns, cfg.MaxRequestConns = 1, 1
 	cfg.MaxConnWait = 50 * time.Millisecond
 	u := mustNew(t, cfg)
-	started := make(chan struct{})
-	go func() {
-		close(started)
-		forwardAll(context.Background(), u, easRequest("Cmd=Ping", nil), ForwardOptions{Class: ClassPing})
-	}()
-	<-started
-	deadline := time.Now().Add(2 * time.Second)
-	for u.Conns() == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
+	hold := func(query string, class Class) {
+		before := up.hits.Load()
+		go forwardAll(context.Background(), u, easRequest(query, nil), ForwardOptions{Class: class})
+		deadline := time.Now().Add(2 * time.Second)
+		for up.hits.Load() == before && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
-	_, _, err := forwardAll(context.Background(), u, easRequest("Cmd=Sync", nil), ForwardOptions{})
-	wantKind(t, err, KindSaturated)
-	var e *Error
-	if !errors.As(err, &e) || e.RetryAfterHeader() != "1" || e.StatusCode() != http.StatusServiceUnavailable {
-		t.Errorf("saturated error: %+v", e)
+	wantSaturated := func(err error) {
+		t.Helper()
+		wantKind(t, err, KindSaturated)
+		var e *Error
+		if !errors.As(err, &e) || e.RetryAfterHeader() != "1" || e.StatusCode() != http.StatusServiceUnavailable {
+			t.Errorf("saturated error: %+v", e)
+		}
+	}
+
+	hold("Cmd=Ping", ClassPing) // the only held connection
+	if _, _, err := forwardAll(context.Background(), u, easRequest("Cmd=Sync", nil), ForwardOptions{}); err != nil {
+		t.Fatalf("a Sync while the held pool is full: %v", err)
+	}
+	_, _, err := forwardAll(context.Background(), u, easRequest("Cmd=Ping", nil), ForwardOptions{Class: ClassPing})
+	wantSaturated(err)
+
+	hold("Cmd=Slow", ClassNormal) // the only ordinary connection
+	_, _, err = forwardAll(context.Background(), u, easRequest("Cmd=Sync", nil), ForwardOptions{})
+	wantSaturated(err)
+	if n := u.Conns(); n != 2 {
+		t.Errorf("%d upstream connections, want 2 (one per pool)", n)
 	}
 }

@@ -63,7 +63,8 @@ type ForwardOptions struct {
 // Upstream forwards requests to one EAS server. It is safe for concurrent use.
 type Upstream struct {
 	b    *built
-	hc   *fasthttp.HostClient
+	hc   *fasthttp.HostClient // ClassNormal and ClassSend
+	held *fasthttp.HostClient // ClassPing
 	br   *breaker
 	now  func() time.Time
 	park *park.Poller // nil where held requests cannot be parked (ForwardHeld uses a goroutine)
@@ -81,11 +82,25 @@ func New(cfg Config) (*Upstream, error) {
 	c := b.cfg
 	u := &Upstream{b: b, now: time.Now}
 	u.br = newBreaker(c.Breaker, time.Now)
-	u.hc = &fasthttp.HostClient{
+	// Two pools: held requests keep their connection for the whole hold, so they must never
+	// use up the connections that ordinary requests need, nor the reverse.
+	u.hc = u.hostClient(c.MaxRequestConns)
+	u.held = u.hostClient(c.MaxConns)
+	u.calls.New = func() any { return &call{u: u} }
+	if p, err := park.Shared(); err == nil {
+		u.park = p
+	}
+	return u, nil
+}
+
+// hostClient is one connection pool to the upstream.
+func (u *Upstream) hostClient(maxConns int) *fasthttp.HostClient {
+	b, c := u.b, u.b.cfg
+	return &fasthttp.HostClient{
 		Addr:                          b.addr,
 		Name:                          "",
 		NoDefaultUserAgentHeader:      true,
-		MaxConns:                      c.MaxConns,
+		MaxConns:                      maxConns,
 		MaxConnWaitTimeout:            c.MaxConnWait,
 		MaxIdleConnDuration:           c.IdleConnTimeout,
 		ReadBufferSize:                c.MaxResponseHeaderBytes,
@@ -100,11 +115,6 @@ func New(cfg Config) (*Upstream, error) {
 		RetryIfErr:                func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
 		DialTimeout:               u.dial,
 	}
-	u.calls.New = func() any { return &call{u: u} }
-	if p, err := park.Shared(); err == nil {
-		u.park = p
-	}
-	return u, nil
 }
 
 // dial connects to the upstream, doing the TLS handshake itself so that the dial timeout
@@ -136,13 +146,14 @@ func (u *Upstream) dial(addr string, timeout time.Duration) (net.Conn, error) {
 func (u *Upstream) State() BreakerState { return BreakerState(u.br.state.Load()) }
 
 // Conns reports the number of open upstream connections (busy and idle).
-func (u *Upstream) Conns() int { return u.hc.ConnsCount() }
+func (u *Upstream) Conns() int { return u.hc.ConnsCount() + u.held.ConnsCount() }
 
 // Close closes idle connections and makes later Forward calls fail with KindDown. Bodies
 // already streaming finish on their own.
 func (u *Upstream) Close() {
 	u.closed.Store(true)
 	u.hc.CloseIdleConnections()
+	u.held.CloseIdleConnections()
 }
 
 func (u *Upstream) classTimeout(opt *ForwardOptions) time.Duration {
@@ -251,7 +262,8 @@ func ctxErr(err error) *Error {
 // back to the pool when it is closed.
 type call struct {
 	u  *Upstream
-	ur fasthttp.Response // the upstream's response; headers are copied out of it
+	hc *fasthttp.HostClient // the pool of this call's class
+	ur fasthttp.Response    // the upstream's response; headers are copied out of it
 
 	conn      net.Conn
 	br        *bufio.Reader
@@ -281,6 +293,10 @@ type call struct {
 // prepare rewrites req for the upstream.
 func (c *call) prepare(req *fasthttp.Request, opt *ForwardOptions) {
 	b := c.u.b
+	c.hc = c.u.hc
+	if opt.Class == ClassPing {
+		c.hc = c.u.held
+	}
 	h := &req.Header
 
 	// X-Forwarded-Host is the host the device asked for, before Host is rewritten.
@@ -463,7 +479,7 @@ func (c *call) exchange(ctx context.Context, req *fasthttp.Request, timeout time
 
 // acquire takes a connection from the pool (or dials one) for the next exchange.
 func (c *call) acquire(ctx context.Context, timeout time.Duration) *Error {
-	hc := c.u.hc
+	hc := c.hc
 	c.gen++
 	c.closeConn = false
 	cc, err := hc.AcquireConn(timeout, false)
@@ -493,7 +509,7 @@ func (c *call) send(req *fasthttp.Request, timeout time.Duration) (op string, er
 	if err := c.conn.SetDeadline(c.u.now().Add(timeout)); err != nil {
 		return "deadline", err
 	}
-	hc := c.u.hc
+	hc := c.hc
 	bw := hc.AcquireWriter(c.conn)
 	err = req.Write(bw)
 	if err == nil {
@@ -510,7 +526,7 @@ func (c *call) send(req *fasthttp.Request, timeout time.Duration) (op string, er
 // that the failure came before any response byte — a stale connection when it is a reset or
 // EOF — rather than in the middle of a header.
 func (c *call) receive(req *fasthttp.Request) (first bool, err error) {
-	c.br = c.u.hc.AcquireReader(c.conn)
+	c.br = c.hc.AcquireReader(c.conn)
 	if _, err := c.br.Peek(1); err != nil {
 		return true, err
 	}
@@ -548,7 +564,7 @@ func waitReadable(conn net.Conn) error {
 // dropConn closes the connection and releases the reader.
 func (c *call) dropConn() {
 	if c.br != nil {
-		c.u.hc.ReleaseReader(c.br)
+		c.hc.ReleaseReader(c.br)
 		c.br = nil
 	}
 	if c.release != nil {
@@ -565,7 +581,7 @@ func (c *call) finish(discard bool) {
 	_ = c.ur.CloseBodyStream()
 	if c.release != nil {
 		if !discard && !c.closeConn && c.br != nil && c.br.Buffered() == 0 {
-			c.u.hc.ReleaseReader(c.br)
+			c.hc.ReleaseReader(c.br)
 			c.br = nil
 			c.release(false)
 			c.release = nil
@@ -575,7 +591,7 @@ func (c *call) finish(discard bool) {
 			c.dropConn()
 		}
 	} else if c.br != nil {
-		c.u.hc.ReleaseReader(c.br)
+		c.hc.ReleaseReader(c.br)
 		c.br = nil
 	}
 	c.ur.Reset()
