@@ -58,22 +58,8 @@ func demoSync(t *testing.T, g *testGateway) {
 	if resp.StatusCode != 200 || statusOf(t, body) != "1" {
 		t.Fatalf("FolderSync: %d %q", resp.StatusCode, body)
 	}
-	doc, _ := wbxml.Parse(body, wbxml.DefaultLimits)
-	inbox := ""
-	doc.Root.Walk(func(e *wbxml.Element) bool {
-		if e.Tag == wbxml.FolderHierarchyAdd && e.Find(wbxml.FolderHierarchyType).Text() == "2" {
-			inbox = e.Find(wbxml.FolderHierarchyServerId).Text()
-		}
-		return true
-	})
-	if inbox == "" {
-		t.Fatal("no Inbox in the demo hierarchy")
-	}
-	sync := func(key string) []byte {
-		return mustEncode(wbxml.NewElement(wbxml.AirSyncSync, wbxml.NewElement(wbxml.AirSyncCollections,
-			wbxml.NewElement(wbxml.AirSyncCollection, wbxml.NewText(wbxml.AirSyncSyncKey, key),
-				wbxml.NewText(wbxml.AirSyncCollectionId, inbox), wbxml.NewText(wbxml.AirSyncGetChanges, "1")))))
-	}
+	inbox := inboxOf(t, body)
+	sync := func(key string) []byte { return syncFolderRequest(inbox, key) }
 	_, body = g.do(easReq{cmd: "Sync", user: "demo", authUser: "demo@demo.easgate.test", password: "demo", device: "DEMO1", body: sync("0")})
 	doc, err := wbxml.Parse(body, wbxml.DefaultLimits)
 	if err != nil {
@@ -106,4 +92,31 @@ func demoSync(t *testing.T, g *testGateway) {
 	if resp.StatusCode != 401 {
 		t.Fatalf("wrong password: %d %q", resp.StatusCode, body)
 	}
+}
+
+// inboxOf returns the ServerId of the Inbox (Type 2) a FolderSync response adds.
+func inboxOf(t *testing.T, folderSync []byte) string {
+	t.Helper()
+	doc, err := wbxml.Parse(folderSync, wbxml.DefaultLimits)
+	if err != nil {
+		t.Fatalf("FolderSync response: %v", err)
+	}
+	inbox := ""
+	doc.Root.Walk(func(e *wbxml.Element) bool {
+		if e.Tag == wbxml.FolderHierarchyAdd && e.Find(wbxml.FolderHierarchyType).Text() == "2" {
+			inbox = e.Find(wbxml.FolderHierarchyServerId).Text()
+		}
+		return true
+	})
+	if inbox == "" {
+		t.Fatal("no Inbox in the hierarchy")
+	}
+	return inbox
+}
+
+// syncFolderRequest is a Sync of one folder from key, asking for changes.
+func syncFolderRequest(folder, key string) []byte {
+	return mustEncode(wbxml.NewElement(wbxml.AirSyncSync, wbxml.NewElement(wbxml.AirSyncCollections,
+		wbxml.NewElement(wbxml.AirSyncCollection, wbxml.NewText(wbxml.AirSyncSyncKey, key),
+			wbxml.NewText(wbxml.AirSyncCollectionId, folder), wbxml.NewText(wbxml.AirSyncGetChanges, "1")))))
 }

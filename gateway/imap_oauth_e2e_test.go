@@ -75,29 +75,14 @@ func TestIMAPBackendBearerThroughRealDovecot(t *testing.T) {
 			if resp.StatusCode != 200 || statusOf(t, body) != "1" {
 				t.Fatalf("FolderSync: %d %q", resp.StatusCode, body)
 			}
-			doc, _ := wbxml.Parse(body, wbxml.DefaultLimits)
-			inbox := ""
-			doc.Root.Walk(func(e *wbxml.Element) bool {
-				if e.Tag == wbxml.FolderHierarchyAdd && e.Find(wbxml.FolderHierarchyType).Text() == "2" {
-					inbox = e.Find(wbxml.FolderHierarchyServerId).Text()
-				}
-				return true
-			})
-			if inbox == "" {
-				t.Fatal("no Inbox in the hierarchy")
-			}
-			sync := func(key string) []byte {
-				return mustEncode(wbxml.NewElement(wbxml.AirSyncSync, wbxml.NewElement(wbxml.AirSyncCollections,
-					wbxml.NewElement(wbxml.AirSyncCollection, wbxml.NewText(wbxml.AirSyncSyncKey, key),
-						wbxml.NewText(wbxml.AirSyncCollectionId, inbox), wbxml.NewText(wbxml.AirSyncGetChanges, "1")))))
-			}
-			_, body = g.doBearer(tok, q+"Sync", sync("0"))
+			inbox := inboxOf(t, body)
+			_, body = g.doBearer(tok, q+"Sync", syncFolderRequest(inbox, "0"))
 			doc, err := wbxml.Parse(body, wbxml.DefaultLimits)
 			if err != nil {
 				t.Fatalf("Sync 0: %v %q", err, body)
 			}
 			key := doc.Root.Path(wbxml.AirSyncCollections, wbxml.AirSyncCollection, wbxml.AirSyncSyncKey).Text()
-			resp, body = g.doBearer(tok, q+"Sync", sync(key))
+			resp, body = g.doBearer(tok, q+"Sync", syncFolderRequest(inbox, key))
 			if resp.StatusCode != 200 {
 				t.Fatalf("Sync %s: %d", key, resp.StatusCode)
 			}
