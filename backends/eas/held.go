@@ -77,7 +77,10 @@ type heldCall struct {
 	retried bool
 	done    func(*fasthttp.Response, error)
 
-	claimed atomic.Bool
+	// state is the attempt number << 1 | claimed. A trigger carries the attempt it was armed
+	// for, so one that fires late (a timer or context callback that was already running when
+	// the attempt ended) cannot end the retry that followed.
+	state   atomic.Uint64
 	mu      sync.Mutex // guards the triggers while they are armed
 	watch   *park.Watch
 	stopCtx func() bool
@@ -101,20 +104,21 @@ func (h *heldCall) start() {
 		h.end(e)
 		return
 	}
-	h.claimed.Store(false)
+	round := h.state.Load()>>1 + 1
+	h.state.Store(round << 1)
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	w, err := h.u.park.Watch(c.conn, park.Readable, h.onReady)
+	w, err := h.u.park.Watch(c.conn, park.Readable, func(park.Event) { h.onReady(round) })
 	if err != nil {
 		// no descriptor to park (an unusual dialer): wait for the first byte in a goroutine.
 		go func() {
 			_ = waitReadable(c.conn)
-			h.onReady(park.EventReadable)
+			h.onReady(round)
 		}()
 	}
 	h.watch = w
-	h.timer = time.AfterFunc(h.timeout, h.onTimeout)
-	h.stopCtx = context.AfterFunc(h.ctx, h.onCancel)
+	h.timer = time.AfterFunc(h.timeout, func() { h.onTimeout(round) })
+	h.stopCtx = context.AfterFunc(h.ctx, func() { h.onCancel(round) })
 }
 
 // again reports whether one more attempt is allowed, and prepares it.
@@ -127,9 +131,9 @@ func (h *heldCall) again() bool {
 	return true
 }
 
-// claim makes the caller the one trigger that ends this attempt, and disarms the others.
-func (h *heldCall) claim() bool {
-	if !h.claimed.CompareAndSwap(false, true) {
+// claim makes the caller the one trigger that ends attempt round, and disarms the others.
+func (h *heldCall) claim(round uint64) bool {
+	if !h.state.CompareAndSwap(round<<1, round<<1|1) {
 		return false
 	}
 	h.mu.Lock()
@@ -150,8 +154,8 @@ func (h *heldCall) claim() bool {
 }
 
 // onReady: the upstream's answer has begun (or its connection failed).
-func (h *heldCall) onReady(park.Event) {
-	if !h.claim() {
+func (h *heldCall) onReady(round uint64) {
+	if !h.claim(round) {
 		return
 	}
 	c := h.c
@@ -177,8 +181,8 @@ func (h *heldCall) onReady(park.Event) {
 }
 
 // onCancel: ctx ended (the device left, a newer Ping superseded this one, shutdown).
-func (h *heldCall) onCancel() {
-	if !h.claim() {
+func (h *heldCall) onCancel(round uint64) {
+	if !h.claim(round) {
 		return
 	}
 	h.c.dropConn()
@@ -186,8 +190,8 @@ func (h *heldCall) onCancel() {
 }
 
 // onTimeout: no answer within the timeout.
-func (h *heldCall) onTimeout() {
-	if !h.claim() {
+func (h *heldCall) onTimeout(round uint64) {
+	if !h.claim(round) {
 		return
 	}
 	h.c.dropConn()
