@@ -53,34 +53,12 @@ func (s *Server) holdLongPoll(ctx *fasthttp.RequestCtx, st *reqState) error {
 	}
 	return s.hold(ctx, st, func(hctx context.Context, finish func(*fasthttp.Response, error)) {
 		start := time.Now()
-		s.forwardHeld(hctx, req, opt, func(resp *fasthttp.Response, err error) {
+		s.backend.ForwardHeld(hctx, req, opt, func(resp *fasthttp.Response, err error) {
 			s.metrics.observeUpstream(opt.Class.String(), time.Since(start).Seconds())
 			fasthttp.ReleaseRequest(req)
 			finish(resp, err)
 		})
 	})
-}
-
-// heldForwarder is a Backend that can hold a request without a goroutine (*upstream.Upstream).
-type heldForwarder interface {
-	ForwardHeld(ctx context.Context, req *fasthttp.Request, opt upstream.ForwardOptions, done func(*fasthttp.Response, error))
-}
-
-// forwardHeld forwards a held request, parked when the backend can, else in a goroutine.
-func (s *Server) forwardHeld(ctx context.Context, req *fasthttp.Request, opt upstream.ForwardOptions, done func(*fasthttp.Response, error)) {
-	if hf, ok := s.backend.(heldForwarder); ok {
-		hf.ForwardHeld(ctx, req, opt, done)
-		return
-	}
-	go func() {
-		resp := fasthttp.AcquireResponse()
-		if err := s.backend.Forward(ctx, req, resp, opt); err != nil {
-			fasthttp.ReleaseResponse(resp)
-			done(nil, err)
-			return
-		}
-		done(resp, nil)
-	}()
 }
 
 // longPoll starts the work of a held request. It calls finish exactly once — perhaps before it
@@ -216,7 +194,6 @@ func (h *heldConn) finish(resp *fasthttp.Response, werr error) {
 		resp.Reset()
 		s.writeError(resp, h.rid, werr)
 	}
-	_ = h.conn.SetReadDeadline(time.Time{})
 	s.writeHeld(h.conn, resp, h.rid, h.cmd)
 }
 

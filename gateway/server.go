@@ -36,10 +36,12 @@ type Decider interface {
 	Decide(ctx context.Context, in *decision.Input) (decision.Decision, error)
 }
 
-// Backend is where allowed traffic goes: the upstream EAS server (*upstream.Upstream) or the
-// IMAP bridge. Forward must honour ctx (a held Ping whose device left is cancelled through it).
+// Backend is the upstream EAS server (*upstream.Upstream): Forward for ordinary requests,
+// ForwardHeld for long polls, which it holds without a goroutine where it can. Both must
+// honour ctx (a held Ping whose device left is cancelled through it).
 type Backend interface {
 	Forward(ctx context.Context, req *fasthttp.Request, resp *fasthttp.Response, opt upstream.ForwardOptions) error
+	ForwardHeld(ctx context.Context, req *fasthttp.Request, opt upstream.ForwardOptions, done func(*fasthttp.Response, error))
 }
 
 // Deps are the parts the gateway is wired from. cmd/gateway builds them from the
