@@ -168,3 +168,25 @@ func held() memPoint {
 	runtime.ReadMemStats(&ms)
 	return memPoint{heap: int64(ms.HeapInuse), stack: int64(ms.StackInuse), goroutines: int64(runtime.NumGoroutine())}
 }
+
+// BenchmarkSyncWaits is the long-poll check every Sync pays, on the 2 KB bench Sync (84
+// changes, a GUID SyncKey): the byte-pair prefilter the gateway runs against the decoder
+// walk it replaces on bodies like this one (decoder-walk is the baseline).
+func BenchmarkSyncWaits(b *testing.B) {
+	body := bench.SyncRequest
+	if syncWaits(body) || mayHoldValue(body) {
+		b.Fatal("the bench Sync should pass the prefilter")
+	}
+	b.Run("decoder-walk", func(b *testing.B) {
+		b.SetBytes(int64(len(body)))
+		for b.Loop() {
+			walkSyncWaits(body)
+		}
+	})
+	b.Run("syncWaits", func(b *testing.B) {
+		b.SetBytes(int64(len(body)))
+		for b.Loop() {
+			syncWaits(body)
+		}
+	})
+}

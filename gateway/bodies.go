@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"strconv"
@@ -21,15 +22,24 @@ var errBadBody = &httpError{status: 400, text: "malformed WBXML body"}
 // SendMail bodies are not parsed here.
 var bodyLimits = wbxml.Limits{MaxDocumentSize: 1 << 20, MaxDepth: 64, MaxStringLen: 64 << 10, MaxOpaqueLen: 64 << 10, MaxStringTable: 4 << 10}
 
-// syncWaits reports whether a Sync request asks the server to hold it (Wait or
-// HeartbeatInterval, MS-ASCMD 2.2.3.190 and 2.2.3.83.2): such a Sync is a long poll like Ping.
-// Both are children of the Sync root, so the collections are skipped, not inspected, and the
-// decoder is pooled: this runs on every Sync. A body that does not decode is not a long poll;
-// the upstream answers its syntax error.
+// syncWaits reports whether a Sync request asks the server to hold it: a Wait or a
+// HeartbeatInterval (MS-ASCMD 2.2.3.190, 2.2.3.83.2) among the Sync root's children, with a
+// value. Such a Sync is a long poll like Ping. An empty element, or one whose content does not
+// start with a string or opaque value, asks for nothing an upstream could hold on. A body that
+// does not decode is not a long poll; the upstream answers its syntax error.
+//
+// This runs on every Sync, so it first looks for the only byte pairs such an element can be
+// encoded as: the tag with its content bit (0x64 Wait, 0x69 HeartbeatInterval; the decoder
+// refuses attributes and literal tags) followed by the token that starts a value (STR_I,
+// STR_T, OPAQUE). A body without one is answered without decoding; with one, the decoder
+// walks the root's children (the collections are skipped, not inspected) to tell a real
+// element from a byte of another code page or of a string.
 func syncWaits(body []byte) bool {
-	if len(body) == 0 {
-		return false
-	}
+	return len(body) > 0 && mayHoldValue(body) && walkSyncWaits(body)
+}
+
+// walkSyncWaits is syncWaits' decoder walk over the Sync root's children.
+func walkSyncWaits(body []byte) bool {
 	d := decoderPool.Get().(*wbxml.Decoder)
 	defer decoderPool.Put(d)
 	d.Reset(body)
@@ -41,16 +51,63 @@ func syncWaits(body []byte) bool {
 		if err != nil || tok.Kind == wbxml.EndTag {
 			return false
 		}
-		if tok.Kind != wbxml.StartTag {
+		if tok.Kind != wbxml.StartTag || !tok.HasContent {
 			continue
 		}
 		if tok.Tag == wbxml.AirSyncWait || tok.Tag == wbxml.AirSyncHeartbeatInterval {
-			return true
+			v, err := d.Next()
+			if err != nil {
+				return false
+			}
+			switch v.Kind {
+			case wbxml.String, wbxml.Opaque:
+				return true
+			case wbxml.EndTag:
+				continue // empty: back among the root's children
+			}
+			// an element inside: not a value; skip it (if it has content), then the rest
+			if v.HasContent && d.Skip() != nil {
+				return false
+			}
 		}
-		if tok.HasContent && d.Skip() != nil {
+		if d.Skip() != nil {
 			return false
 		}
 	}
+}
+
+// waitTagBytes are the tag bytes, with the content bit, of AirSync Wait and HeartbeatInterval.
+const (
+	waitTagByte      = 0x40 | byte(wbxml.AirSyncWait&0x3F)
+	heartbeatTagByte = 0x40 | byte(wbxml.AirSyncHeartbeatInterval&0x3F)
+)
+
+// mayHoldValue reports whether body contains a Wait or HeartbeatInterval tag byte followed by a
+// value token: a necessary condition for syncWaits (a superset: the byte may belong to another
+// code page or a string). Text full of the two letters gives up early and lets the decoder
+// decide, which is then the cheaper way.
+func mayHoldValue(body []byte) bool {
+	budget := 64
+	for _, tag := range [2]byte{waitTagByte, heartbeatTagByte} {
+		for i := 0; ; {
+			j := bytes.IndexByte(body[i:], tag)
+			if j < 0 {
+				break
+			}
+			i += j + 1
+			if i >= len(body) {
+				break
+			}
+			switch body[i] {
+			case 0x03, 0x83, 0xC3: // STR_I, STR_T, OPAQUE
+				return true
+			}
+			if budget--; budget == 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 var decoderPool = sync.Pool{New: func() any { return wbxml.NewDecoder(nil, bodyLimits) }}

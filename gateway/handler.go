@@ -20,6 +20,7 @@ import (
 // every string in it is an owned copy, so nothing aliases fasthttp buffers after the handler.
 type reqState struct {
 	rid      string
+	start    time.Time // when the request came in; also the decision's clock
 	req      eas.Request
 	user     string // canonical identity: the registry key
 	login    string // the Basic user name as the device typed it (the IMAP login)
@@ -69,15 +70,15 @@ func (s *Server) handleClient(ctx *fasthttp.RequestCtx) {
 
 // serveEAS answers one request on /Microsoft-Server-ActiveSync.
 func (s *Server) serveEAS(ctx *fasthttp.RequestCtx, query []byte) {
-	start := time.Now()
 	st := statePool.Get().(*reqState)
+	st.start = time.Now()
 	st.rid = s.nextRequestID()
 	if err := s.easPipeline(ctx, query, st); err != nil {
 		s.writeError(&ctx.Response, st.rid, err)
 	}
 	if !ctx.Hijacked() {
 		ctx.Response.Header.Set("X-Request-Id", st.rid)
-		s.finish(ctx, st, start)
+		s.finish(ctx, st, st.start)
 	}
 	st.reset()
 	statePool.Put(st)
@@ -130,7 +131,7 @@ func (s *Server) easPipeline(ctx *fasthttp.RequestCtx, query []byte, st *reqStat
 		UserAgent:  st.req.UserAgent,
 		ClientAddr: st.addr,
 		Command:    st.req.Cmd.String(),
-		Now:        time.Now(),
+		Now:        st.start,
 	}
 	if st.identity != nil {
 		st.in.Groups = st.identity.Groups // merged with the policy's group members by the engine

@@ -166,7 +166,10 @@ func New(cfg *Config, deps Deps) (*Server, error) {
 		NoDefaultContentType:          true,
 		DisablePreParseMultipartForm:  true,
 		StreamRequestBody:             false,
-		CloseOnShutdown:               true,
+		// The handler reads its own clock once per request (reqState.start); fasthttp's
+		// request time would be a second reading nobody uses.
+		LazyRequestTime: true,
+		CloseOnShutdown: true,
 		// A held long poll's hijack handler returns at once and the hold goes on without it
 		// (see hold): the connection is closed by the hold, not by fasthttp.
 		KeepHijackedConns: true,

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"strings"
@@ -275,5 +276,96 @@ func TestSyncWaits(t *testing.T) {
 	body := cases[1].body
 	if n := testing.AllocsPerRun(100, func() { syncWaits(body) }); n != 0 {
 		t.Errorf("syncWaits allocates %v times", n)
+	}
+}
+
+// TestSyncWaits_MatchesTree checks the byte-pair prefilter and the decoder walk against the
+// element tree on random Sync requests: Wait and HeartbeatInterval with and without values,
+// before and after the collections, and the same tag bytes where they mean something else (an
+// Email RecurrenceId, letters in strings, bytes in opaque data).
+func TestSyncWaits_MatchesTree(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(7, 11))
+	pick := func(ss ...string) string { return ss[rnd.IntN(len(ss))] }
+	text := func() string {
+		return pick("d", "i", "di\x03", "{9bd4cd5a-1c6e-4b3f}12", "5", "", strings.Repeat("did ", rnd.IntN(40)))
+	}
+	opaque := func() []byte {
+		b := make([]byte, rnd.IntN(12))
+		for i := range b {
+			b[i] = pick("\x64", "\x69", "\x03", "\xc3", "\x01", "\x00", "a")[0]
+		}
+		return b
+	}
+	holder := func() *wbxml.Element {
+		tag := wbxml.AirSyncWait
+		if rnd.IntN(2) == 0 {
+			tag = wbxml.AirSyncHeartbeatInterval
+		}
+		switch rnd.IntN(5) {
+		case 0:
+			return wbxml.NewText(tag, pick("5", "600", ""))
+		case 1:
+			return wbxml.NewOpaque(tag, opaque())
+		case 2:
+			return &wbxml.Element{Tag: tag, HasContent: rnd.IntN(2) == 0} // empty
+		case 3:
+			return wbxml.NewElement(tag, wbxml.NewText(wbxml.AirSyncWindowSize, "5")) // not a value
+		}
+		return wbxml.NewElement(tag, wbxml.NewElement(wbxml.AirSyncGetChanges))
+	}
+	collections := func() *wbxml.Element {
+		c := wbxml.NewElement(wbxml.AirSyncCollection, wbxml.NewText(wbxml.AirSyncSyncKey, text()),
+			wbxml.NewText(wbxml.AirSyncCollectionId, text()))
+		cmds := wbxml.NewElement(wbxml.AirSyncCommands)
+		for range rnd.IntN(6) {
+			data := wbxml.NewElement(wbxml.AirSyncApplicationData,
+				wbxml.NewText(wbxml.EmailRecurrenceId, text()), // 0x64 in the Email page
+				wbxml.NewText(wbxml.EmailType, text()),         // 0x69 in the Email page
+				wbxml.NewOpaque(wbxml.EmailRead, opaque()))
+			if rnd.IntN(3) == 0 {
+				data.Append(holder()) // a Wait below the root's children does not count
+			}
+			cmds.Append(wbxml.NewElement(wbxml.AirSyncChange, wbxml.NewText(wbxml.AirSyncServerId, text()), data))
+		}
+		return wbxml.NewElement(wbxml.AirSyncCollections, c.Append(cmds))
+	}
+	want := func(root *wbxml.Element) bool {
+		for _, c := range root.Children {
+			if (c.Tag == wbxml.AirSyncWait || c.Tag == wbxml.AirSyncHeartbeatInterval) && c.Kind != wbxml.NoValue {
+				return true
+			}
+		}
+		return false
+	}
+	held, prefiltered, walked := 0, 0, 0
+	for i := range 4000 {
+		root := wbxml.NewElement(wbxml.AirSyncSync)
+		for range rnd.IntN(4) {
+			switch rnd.IntN(4) {
+			case 0:
+				root.Append(holder())
+			case 1:
+				root.Append(wbxml.NewText(wbxml.AirSyncWindowSize, text()))
+			default:
+				root.Append(collections())
+			}
+		}
+		body := mustEncode(root)
+		w := want(root)
+		if w {
+			held++
+		}
+		if got := syncWaits(body); got != w {
+			t.Fatalf("document %d: syncWaits %v, tree %v\n% x", i, got, w, body)
+		}
+		if !w && mayHoldValue(body) {
+			walked++ // the decoder had to tell
+		} else if !w {
+			prefiltered++
+		}
+	}
+	// both answers, and both ways of reaching "no", must have been exercised
+	if held < 400 || prefiltered < 400 || walked < 100 {
+		t.Fatalf("of 4000 documents %d held, %d refused by the prefilter, %d by the decoder", held, prefiltered, walked)
 	}
 }

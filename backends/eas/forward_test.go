@@ -207,6 +207,44 @@ func TestForward_XForwardedFor(t *testing.T) {
 	}
 }
 
+// Every X-Forwarded-Host, -Proto and (untrusted) -For the device sent, duplicates included, is
+// replaced by exactly one of the gateway's.
+func TestForward_DeviceForwardedHeadersReplaced(t *testing.T) {
+	heads := make(chan string, 1)
+	rs := startRaw(t, func(_ int64, c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			head, err := readRequest(br)
+			if err != nil {
+				return
+			}
+			heads <- head
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	u := mustNew(t, testConfig(rs.URL))
+	req := easRequest("Cmd=FolderSync", nil)
+	for _, v := range []string{"a.example", "b.example"} {
+		req.Header.Add("X-Forwarded-Host", v)
+		req.Header.Add("X-Forwarded-Proto", "gopher-"+v)
+		req.Header.Add("X-Forwarded-For", "10.9.9."+v[:1])
+	}
+	if _, _, err := forwardAll(context.Background(), u, req, ForwardOptions{ClientAddr: "198.51.100.7"}); err != nil {
+		t.Fatal(err)
+	}
+	head := strings.ToLower(<-heads)
+	for _, h := range []string{"x-forwarded-host: gateway.example.com", "x-forwarded-proto: http", "x-forwarded-for: 198.51.100.7"} {
+		if !strings.Contains(head, "\r\n"+h+"\r\n") {
+			t.Errorf("want %q:\n%s", h, head)
+		}
+	}
+	for _, h := range []string{"x-forwarded-host", "x-forwarded-proto", "x-forwarded-for"} {
+		if n := strings.Count(head, "\r\n"+h+":"); n != 1 {
+			t.Errorf("%d %s headers reached the upstream:\n%s", n, h, head)
+		}
+	}
+}
+
 // staleServer drops the first `drop` connections after reading the request, without a byte of
 // answer (a keep-alive connection the upstream closed), then answers normally. It counts the
 // requests it read.
@@ -475,5 +513,21 @@ func TestForward_SaturatedWhenPoolFull(t *testing.T) {
 	wantSaturated(err)
 	if n := u.Conns(); n != 2 {
 		t.Errorf("%d upstream connections, want 2 (one per pool)", n)
+	}
+}
+
+func TestHopIndex(t *testing.T) {
+	for i, n := range hopByHop {
+		for _, k := range []string{n, strings.ToLower(n), strings.ToUpper(n)} {
+			if got := hopIndex([]byte(k)); got != i {
+				t.Errorf("hopIndex(%q) = %d, want %d", k, got, i)
+			}
+		}
+	}
+	for _, k := range []string{"", "Tx", "Accept", "Upgrades", "Trailers", "X-Trailer", "Content-Type", "Keep-Alivf",
+		"Proxy-Connectiom", "Transfer-Encodinf", "Proxy-Authenticatf", "Proxy-Authorizatiom", "Connectiom", "Mpgrade"} {
+		if got := hopIndex([]byte(k)); got != -1 {
+			t.Errorf("hopIndex(%q) = %d, want -1", k, got)
+		}
 	}
 }

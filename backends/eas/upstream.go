@@ -285,6 +285,7 @@ type call struct {
 	streamOpen bool
 
 	scratch []byte
+	uri     []byte
 	names   [][]byte
 	nameBuf []byte
 	spans   [][2]int
@@ -301,15 +302,12 @@ func (c *call) prepare(req *fasthttp.Request, opt *ForwardOptions) {
 
 	// X-Forwarded-Host is the host the device asked for, before Host is rewritten.
 	c.scratch = append(c.scratch[:0], h.Host()...)
-	if len(c.scratch) > 0 {
-		h.SetBytesV("X-Forwarded-Host", c.scratch)
-	}
 	if !b.cfg.PreserveHost {
-		h.Set(fasthttp.HeaderHost, b.host)
+		h.SetHost(b.host)
 	}
 
 	// path := base path; query := the device's query, byte for byte.
-	c.scratch = append(c.scratch[:0], b.basePath...)
+	c.uri = append(c.uri[:0], b.basePath...)
 	ru := h.RequestURI()
 	if i := bytes.IndexByte(ru, '?'); i >= 0 && i+1 < len(ru) {
 		q := ru[i+1:]
@@ -317,36 +315,44 @@ func (c *call) prepare(req *fasthttp.Request, opt *ForwardOptions) {
 			q = q[:j]
 		}
 		if len(q) > 0 {
-			c.scratch = append(c.scratch, '?')
-			c.scratch = append(c.scratch, q...)
+			c.uri = append(c.uri, '?')
+			c.uri = append(c.uri, q...)
 		}
 	}
-	req.SetRequestURIBytes(c.scratch)
+	req.SetRequestURIBytes(c.uri)
 
 	c.connClose = h.ConnectionClose()
-	c.stripRequestHopByHop(h)
-
-	if !b.cfg.TrustForwardedFor {
-		// a device can put anything in X-Forwarded-For; only the gateway's word counts.
-		h.Del(fasthttp.HeaderXForwardedFor)
+	forwarded := c.stripRequestHopByHop(h, !b.cfg.TrustForwardedFor)
+	if len(c.scratch) > 0 {
+		h.SetCanonical(hdrForwardedHost, c.scratch)
 	}
 	if opt.ClientAddr != "" {
 		c.scratch = c.scratch[:0]
-		if b.cfg.TrustForwardedFor {
+		if b.cfg.TrustForwardedFor && forwarded {
 			if prior := h.Peek(fasthttp.HeaderXForwardedFor); len(prior) > 0 {
 				c.scratch = append(c.scratch, prior...)
 				c.scratch = append(c.scratch, ", "...)
 			}
 		}
 		c.scratch = append(c.scratch, opt.ClientAddr...)
-		h.SetBytesV(fasthttp.HeaderXForwardedFor, c.scratch)
+		h.SetCanonical(hdrForwardedFor, c.scratch)
 	}
 	if opt.TLS {
-		h.Set("X-Forwarded-Proto", "https")
+		h.SetCanonical(hdrForwardedProto, valHTTPS)
 	} else {
-		h.Set("X-Forwarded-Proto", "http")
+		h.SetCanonical(hdrForwardedProto, valHTTP)
 	}
 }
+
+// The headers the gateway writes, in fasthttp's canonical form (SetCanonical skips the
+// normalisation of the key).
+var (
+	hdrForwardedHost  = []byte("X-Forwarded-Host")
+	hdrForwardedFor   = []byte(fasthttp.HeaderXForwardedFor)
+	hdrForwardedProto = []byte("X-Forwarded-Proto")
+	valHTTPS          = []byte("https")
+	valHTTP           = []byte("http")
+)
 
 // restore undoes the request changes the caller's server depends on.
 func (c *call) restore(req *fasthttp.Request) {
@@ -357,7 +363,7 @@ func (c *call) restore(req *fasthttp.Request) {
 
 // hopByHop are the headers a proxy must not forward (RFC 9110 section 7.6.1), plus Expect
 // (the body is already in hand) and the Proxy-* family.
-var hopByHop = []string{
+var hopByHop = [...]string{
 	"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization",
 	"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Expect",
 }
@@ -394,21 +400,57 @@ func (c *call) endTokens() {
 	}
 }
 
-func (c *call) stripRequestHopByHop(h *fasthttp.RequestHeader) {
+// stripRequestHopByHop removes the hop-by-hop headers, the ones the Connection header names,
+// and the X-Forwarded-Host and -Proto the device sent (the gateway writes its own); also
+// X-Forwarded-For when dropForwardedFor. One pass finds which are present, so a request that
+// has none (the usual case) costs no deletion. It reports whether X-Forwarded-For is left.
+func (c *call) stripRequestHopByHop(h *fasthttp.RequestHeader, dropForwardedFor bool) (forwarded bool) {
 	c.resetTokens()
+	var present uint32 // bit i: hopByHop[i]; then the X-Forwarded-* headers
+	const (
+		bitHost = 1 << (len(hopByHop) + iota)
+		bitProto
+		bitFor
+	)
 	for k, v := range h.All() {
-		if bytes.EqualFold(k, []byte("Connection")) {
-			c.addConnectionTokens(v)
+		if i := hopIndex(k); i >= 0 {
+			present |= 1 << i
+			if i == 0 { // Connection
+				c.addConnectionTokens(v)
+			}
+			continue
+		}
+		switch {
+		case bytes.EqualFold(k, hdrForwardedHost):
+			present |= bitHost
+		case bytes.EqualFold(k, hdrForwardedProto):
+			present |= bitProto
+		case bytes.EqualFold(k, hdrForwardedFor):
+			present |= bitFor
 		}
 	}
 	c.endTokens()
 	for _, n := range c.names {
 		h.DelBytes(n)
 	}
-	for _, n := range hopByHop {
-		h.Del(n)
+	for i, n := range hopByHop {
+		if present&(1<<i) != 0 {
+			h.Del(n)
+		}
 	}
 	h.ResetConnectionClose()
+	if present&bitHost != 0 {
+		h.DelBytes(hdrForwardedHost)
+	}
+	if present&bitProto != 0 {
+		h.DelBytes(hdrForwardedProto)
+	}
+	if present&bitFor != 0 && dropForwardedFor {
+		// a device can put anything in X-Forwarded-For; only the gateway's word counts.
+		h.DelBytes(hdrForwardedFor)
+		return false
+	}
+	return present&bitFor != 0
 }
 
 // exchange writes req and reads the response header into c.ur. retryable reports that the
@@ -626,7 +668,7 @@ func (c *call) deliver(resp *fasthttp.Response) *Error {
 	}
 	c.stream = stream
 	c.limit = cfg.MaxResponseBodyBytes
-	c.bodyEnd = c.u.now().Add(cfg.BodyTimeout)
+	c.bodyEnd = time.Time{} // set by the first Read that waits for the network
 	if cl > 0 && cl <= cfg.SmallBodyBytes {
 		if cap(c.scratch) < cl {
 			c.scratch = make([]byte, cl)
@@ -673,6 +715,9 @@ func (c *call) Read(p []byte) (int, error) {
 	// arm (the common case of a small body that arrived with its header).
 	if c.br == nil || c.br.Buffered() == 0 {
 		now := c.u.now()
+		if c.bodyEnd.IsZero() {
+			c.bodyEnd = now.Add(c.u.b.cfg.BodyTimeout)
+		}
 		if !now.Before(c.bodyEnd) {
 			c.failed = true
 			return 0, newErr(KindTimeout, "read body", os.ErrDeadlineExceeded)
@@ -726,39 +771,59 @@ func (c *call) CloseWithError(err error) error {
 func (c *call) Close() error { return c.CloseWithError(nil) }
 
 // copyResponseHeader copies src into dst without hop-by-hop headers and without framing
-// (Content-Length is set from the body).
+// (Content-Length is set from the body). dst is empty, so the headers a Connection header
+// names are dropped after the one pass that finds them.
 func (c *call) copyResponseHeader(dst, src *fasthttp.ResponseHeader) {
 	c.resetTokens()
 	for k, v := range src.All() {
-		if bytes.EqualFold(k, []byte("Connection")) {
-			c.addConnectionTokens(v)
-		}
-	}
-	c.endTokens()
-	for k, v := range src.All() {
-		if bytes.EqualFold(k, []byte(fasthttp.HeaderContentLength)) || isHopByHop(k) {
+		if i := hopIndex(k); i >= 0 {
+			if i == 0 { // Connection
+				c.addConnectionTokens(v)
+			}
 			continue
 		}
-		skip := false
-		for _, n := range c.names {
-			if bytes.EqualFold(k, n) {
-				skip = true
-				break
-			}
+		if len(k) == len(fasthttp.HeaderContentLength) && bytes.EqualFold(k, []byte(fasthttp.HeaderContentLength)) {
+			continue
 		}
-		if !skip {
-			dst.AddBytesKV(k, v)
-		}
+		dst.AddBytesKV(k, v)
+	}
+	c.endTokens()
+	for _, n := range c.names {
+		dst.DelBytes(n)
 	}
 }
 
-func isHopByHop(k []byte) bool {
-	for _, n := range hopByHop {
-		if len(k) == len(n) && bytes.EqualFold(k, []byte(n)) {
-			return true
+func isHopByHop(k []byte) bool { return hopIndex(k) >= 0 }
+
+// hopIndex is k's index in hopByHop, or -1. The length picks the one or two candidates.
+func hopIndex(k []byte) int {
+	i := -1
+	switch len(k) {
+	case 2:
+		i = 5 // Te
+	case 6:
+		i = 9 // Expect
+	case 7:
+		if i = 6; k[0]|0x20 == 'u' { // Trailer, Upgrade
+			i = 8
 		}
+	case 10:
+		if i = 0; k[0]|0x20 == 'k' { // Connection, Keep-Alive
+			i = 1
+		}
+	case 16:
+		i = 2 // Proxy-Connection
+	case 17:
+		i = 7 // Transfer-Encoding
+	case 18:
+		i = 3 // Proxy-Authenticate
+	case 19:
+		i = 4 // Proxy-Authorization
 	}
-	return false
+	if i >= 0 && bytes.EqualFold(k, []byte(hopByHop[i])) {
+		return i
+	}
+	return -1
 }
 
 // classify turns a network or protocol error into an *Error.
