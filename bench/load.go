@@ -222,7 +222,22 @@ func (lr *loadRun) claim() (int64, bool) {
 }
 
 func (lr *loadRun) closedLoop(ctx context.Context) []*loadWorker {
-	workers := make([]*loadWorker, lr.w.Concurrency)
+	workers, wait := startWorkers(lr.w.Concurrency, func(lw *loadWorker) {
+		for ctx.Err() == nil {
+			n, ok := lr.claim()
+			if !ok {
+				return
+			}
+			lr.do(lw, n, time.Now())
+		}
+	})
+	wait()
+	return workers
+}
+
+// startWorkers runs body in n goroutines, each with a result of its own; wait waits for all.
+func startWorkers(n int, body func(lw *loadWorker)) (workers []*loadWorker, wait func()) {
+	workers = make([]*loadWorker, n)
 	var wg sync.WaitGroup
 	for i := range workers {
 		lw := &loadWorker{}
@@ -230,17 +245,10 @@ func (lr *loadRun) closedLoop(ctx context.Context) []*loadWorker {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for ctx.Err() == nil {
-				n, ok := lr.claim()
-				if !ok {
-					return
-				}
-				lr.do(lw, n, time.Now())
-			}
+			body(lw)
 		}()
 	}
-	wg.Wait()
-	return workers
+	return workers, wg.Wait
 }
 
 // openLoop releases requests on the schedule start + k/Rate to Concurrency workers. The
@@ -256,23 +264,15 @@ func (lr *loadRun) openLoop(ctx context.Context) []*loadWorker {
 	}
 	interval := time.Duration(float64(time.Second) / lr.w.Rate)
 	queue := make(chan job, lr.w.MaxInFlight)
-	workers := make([]*loadWorker, lr.w.Concurrency)
-	var wg sync.WaitGroup
-	for i := range workers {
-		lw := &loadWorker{}
-		workers[i] = lw
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range queue {
-				if ctx.Err() != nil {
-					lw.res.Dropped++ // due, never sent: the run ended first
-					continue
-				}
-				lr.do(lw, j.n, j.intended)
+	workers, wait := startWorkers(lr.w.Concurrency, func(lw *loadWorker) {
+		for j := range queue {
+			if ctx.Err() != nil {
+				lw.res.Dropped++ // due, never sent: the run ended first
+				continue
 			}
-		}()
-	}
+			lr.do(lw, j.n, j.intended)
+		}
+	})
 	var dropped int64
 	start := time.Now()
 schedule:
@@ -298,7 +298,7 @@ schedule:
 		}
 	}
 	close(queue)
-	wg.Wait()
+	wait()
 	workers[0].res.Dropped += dropped
 	return workers
 }

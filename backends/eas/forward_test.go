@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -107,22 +106,10 @@ func TestForward_RewritesPathKeepsQuery(t *testing.T) {
 // RFC 9110 section 7.6.1: hop-by-hop headers, and headers named by Connection, are not
 // forwarded in either direction.
 func TestForward_StripsHopByHopBothWays(t *testing.T) {
-	heads := make(chan string, 1)
-	rs := startRaw(t, func(_ int64, c net.Conn) {
-		br := bufio.NewReader(c)
-		for {
-			head, err := readRequest(br)
-			if err != nil {
-				return
-			}
-			heads <- head
-			body := "hello"
-			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.ms-sync.wbxml\r\n"+
-				"Connection: X-Internal, keep-alive\r\nX-Internal: secret\r\nKeep-Alive: timeout=5\r\n"+
-				"Proxy-Authenticate: Basic\r\nUpgrade: h2c\r\nMS-Server-ActiveSync: 15.1\r\n"+
-				"Set-Cookie: a=b\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
-		}
-	})
+	rs, heads := startRecording(t, "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.ms-sync.wbxml\r\n"+
+		"Connection: X-Internal, keep-alive\r\nX-Internal: secret\r\nKeep-Alive: timeout=5\r\n"+
+		"Proxy-Authenticate: Basic\r\nUpgrade: h2c\r\nMS-Server-ActiveSync: 15.1\r\n"+
+		"Set-Cookie: a=b\r\nContent-Length: 5\r\n\r\nhello")
 	u := mustNew(t, testConfig(rs.URL))
 	req := easRequest("Cmd=Sync&User=a&DeviceId=b&DeviceType=c", []byte("x"))
 	req.Header.Set("Connection", "X-Device-Secret")
@@ -207,9 +194,9 @@ func TestForward_XForwardedFor(t *testing.T) {
 	}
 }
 
-// Every X-Forwarded-Host, -Proto and (untrusted) -For the device sent, duplicates included, is
-// replaced by exactly one of the gateway's.
-func TestForward_DeviceForwardedHeadersReplaced(t *testing.T) {
+// startRecording is a raw upstream that sends each request's head to the channel and answers
+// every request with the given response, byte for byte.
+func startRecording(t *testing.T, response string) (*rawServer, chan string) {
 	heads := make(chan string, 1)
 	rs := startRaw(t, func(_ int64, c net.Conn) {
 		br := bufio.NewReader(c)
@@ -219,9 +206,16 @@ func TestForward_DeviceForwardedHeadersReplaced(t *testing.T) {
 				return
 			}
 			heads <- head
-			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			io.WriteString(c, response)
 		}
 	})
+	return rs, heads
+}
+
+// Every X-Forwarded-Host, -Proto and (untrusted) -For the device sent, duplicates included, is
+// replaced by exactly one of the gateway's.
+func TestForward_DeviceForwardedHeadersReplaced(t *testing.T) {
+	rs, heads := startRecording(t, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 	u := mustNew(t, testConfig(rs.URL))
 	req := easRequest("Cmd=FolderSync", nil)
 	for _, v := range []string{"a.example", "b.example"} {

@@ -793,8 +793,6 @@ func (c *call) copyResponseHeader(dst, src *fasthttp.ResponseHeader) {
 	}
 }
 
-func isHopByHop(k []byte) bool { return hopIndex(k) >= 0 }
-
 // hopIndex is k's index in hopByHop, or -1. The length picks the one or two candidates.
 func hopIndex(k []byte) int {
 	i := -1
