@@ -7,8 +7,9 @@
 //   - SyncRequest, SyncResponse, PingRequest, ...: constant WBXML bodies (MS-ASWBXML code pages),
 //     a ~2 KB Sync each way, FolderSync, Ping, SendMail, a 1 MiB ItemOperations fetch.
 //   - StartUpstream: the simulated EAS server (fasthttp) holding Pings for a configurable time.
-//   - Run: one workload, closed loop (concurrency) or open loop (rate, latency from the intended
-//     start), bounded by duration and request count, with per-command latency histograms.
+//   - Run: one workload over a fixed set of connections, closed loop (each sends when answered)
+//     or open loop (requests released on a schedule, latency from the moment each was due),
+//     bounded by duration and request count, with per-command latency histograms.
 //   - Compare: the same workload against several targets in alternating rounds, with ratios to
 //     the first target.
 //   - MeasureHeldPingRSS: memory per held Ping of a proxy, from its RSS at several levels.
