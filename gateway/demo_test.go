@@ -45,7 +45,16 @@ func startDemoGateway(t *testing.T, opts ...func(*Config)) *testGateway {
 	al, _ := net.Listen("tcp", "127.0.0.1:0")
 	done := make(chan error, 1)
 	go func() { done <- app.Server.Serve(cl, al) }()
-	t.Cleanup(func() { app.Server.Shutdown(context.Background()); <-done; app.Close() })
+	t.Cleanup(func() {
+		// a normal stop is no error: an operator's log must not say "stopped with an error"
+		if err := app.Server.Shutdown(context.Background()); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("Serve after Shutdown: %v", err)
+		}
+		app.Close()
+	})
 	return &testGateway{t: t, srv: app.Server, engine: app.Engine, addr: cl.Addr().String(), client: &http.Client{}}
 }
 

@@ -237,7 +237,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.shut = true
 	lns := s.lns
 	s.lnMu.Unlock()
-	err := s.client.ShutdownWithContext(ctx)
+	err := ignoreClosed(s.client.ShutdownWithContext(ctx))
 	for _, ln := range lns {
 		_ = ln.Close() // a Serve that had not reached fasthttp's accept loop yet returns too
 	}
@@ -249,7 +249,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = errors.Join(err, ctx.Err())
 	}
 	s.stop()
-	return errors.Join(err, s.adminS.ShutdownWithContext(ctx))
+	return errors.Join(err, ignoreClosed(s.adminS.ShutdownWithContext(ctx)))
+}
+
+// ignoreClosed drops the error of closing a listener Shutdown had already closed.
+func ignoreClosed(err error) error {
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
 }
 
 func (s *Server) nextRequestID() string {
