@@ -26,6 +26,7 @@ import (
 
 	upstream "github.com/easgate/easgate/backends/eas"
 	"github.com/easgate/easgate/backends/eas/park"
+	"github.com/easgate/easgate/backends/eas/rawio"
 	"github.com/easgate/easgate/decision"
 	"github.com/easgate/easgate/oauth"
 	"github.com/easgate/easgate/quarantine"
@@ -193,6 +194,9 @@ func New(cfg *Config, deps Deps) (*Server, error) {
 // Serve accepts on the two listeners until Shutdown. The client listener uses TLS when the
 // configuration names a certificate.
 func (s *Server) Serve(client, admin net.Listener) error {
+	// Devices' connections read and write without the runtime's system-call bookkeeping
+	// (backends/eas/rawio); TLS, when configured, runs on top of them.
+	client = rawio.NewListener(client)
 	if s.cfg.Listen.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(s.cfg.Listen.TLSCert, s.cfg.Listen.TLSKey)
 		if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/easgate/easgate/backends/eas/park"
+	"github.com/easgate/easgate/backends/eas/rawio"
 )
 
 // Class selects the header deadline of a request.
@@ -131,6 +132,7 @@ func (u *Upstream) dial(addr string, timeout time.Duration) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	conn = rawio.Wrap(conn) // reads and writes without the runtime's system-call bookkeeping
 	if u.b.tls == nil {
 		return conn, nil
 	}

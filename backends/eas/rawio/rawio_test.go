@@ -1,0 +1,202 @@
+//go:build linux
+
+package rawio
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// pair returns a wrapped client connection and the server's end, both on loopback.
+func pair(t *testing.T) (*Conn, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	wl := NewListener(ln)
+	acc := make(chan net.Conn, 1)
+	go func() {
+		c, err := wl.Accept()
+		if err != nil {
+			acc <- nil
+			return
+		}
+		acc <- c
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := <-acc
+	if srv == nil {
+		t.Fatal("accept failed")
+	}
+	if _, ok := srv.(*Conn); !ok {
+		t.Fatalf("the listener gave a %T", srv)
+	}
+	w, ok := Wrap(c).(*Conn)
+	if !ok {
+		t.Fatalf("Wrap gave a %T", Wrap(c))
+	}
+	t.Cleanup(func() { w.Close(); srv.Close() })
+	return w, srv
+}
+
+// Bodies far larger than the socket buffers go through whole both ways: writes that stop at
+// EAGAIN wait and finish, reads that find nothing wait.
+func TestLargeTransfersBothWays(t *testing.T) {
+	c, srv := pair(t)
+	data := bytes.Repeat([]byte("0123456789abcdef"), 1<<18) // 4 MiB
+	errc := make(chan error, 1)
+	go func() { // echo
+		_, err := io.CopyN(srv, srv, int64(len(data)))
+		errc <- err
+	}()
+	go func() {
+		if n, err := c.Write(data); err != nil || n != len(data) {
+			t.Errorf("Write: %d, %v", n, err)
+		}
+	}()
+	got := make([]byte, len(data))
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatal("echoed bytes differ")
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReadFromCopiesAll(t *testing.T) {
+	c, srv := pair(t)
+	data := bytes.Repeat([]byte{7, 8, 9}, 300_000)
+	go func() {
+		if n, err := c.ReadFrom(bytes.NewReader(data)); err != nil || n != int64(len(data)) {
+			t.Errorf("ReadFrom: %d, %v", n, err)
+		}
+		c.CloseWrite()
+	}()
+	got, err := io.ReadAll(srv)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("%d bytes, %v", len(got), err)
+	}
+}
+
+// Deadlines are the connection's: a read with nothing to read times out as net.Conn's does.
+func TestReadDeadline(t *testing.T) {
+	c, _ := pair(t)
+	c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	start := time.Now()
+	_, err := c.Read(make([]byte, 10))
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("want a timeout, got %v", err)
+	}
+	if d := time.Since(start); d < 40*time.Millisecond || d > 5*time.Second {
+		t.Fatalf("timed out after %v", d)
+	}
+	var oe *net.OpError
+	if !errors.As(err, &oe) || oe.Op != "read" {
+		t.Fatalf("not a read *net.OpError: %#v", err)
+	}
+}
+
+// The end of the stream is io.EOF; writing to a peer that reset is an error, never a signal.
+func TestPeerCloseAndReset(t *testing.T) {
+	c, srv := pair(t)
+	srv.Write([]byte("bye"))
+	srv.(*Conn).SetLinger(0)
+	srv.Close()
+	b := make([]byte, 10)
+	n, err := c.Read(b)
+	if n == 3 {
+		n, err = c.Read(b)
+	}
+	if err == nil {
+		t.Fatalf("read after close: %d bytes, no error", n)
+	}
+	var werr error
+	for i := 0; i < 100 && werr == nil; i++ {
+		_, werr = c.Write(make([]byte, 64<<10))
+	}
+	if !errors.Is(werr, syscall.EPIPE) && !errors.Is(werr, syscall.ECONNRESET) {
+		t.Fatalf("write to a reset peer: %v", werr)
+	}
+}
+
+func TestEOF(t *testing.T) {
+	c, srv := pair(t)
+	srv.Write([]byte("x"))
+	srv.Close()
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != "x" {
+		t.Fatalf("%q, %v", got, err)
+	}
+	if n, err := c.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("after the end: %d, %v", n, err)
+	}
+}
+
+// Closing the connection ends a read waiting in another goroutine with net.ErrClosed.
+func TestCloseWhileReading(t *testing.T) {
+	c, _ := pair(t)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Read(make([]byte, 10))
+		errc <- err
+	}()
+	time.Sleep(30 * time.Millisecond)
+	c.Close()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("want net.ErrClosed, got %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Read did not return after Close")
+	}
+}
+
+// A request's reads and writes allocate nothing.
+func TestNoAllocations(t *testing.T) {
+	c, srv := pair(t)
+	msg, buf := []byte("ping"), make([]byte, 16)
+	go io.Copy(srv, srv)
+	if n := testing.AllocsPerRun(200, func() {
+		if _, err := c.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, buf[:len(msg)]); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Fatalf("%v allocations per exchange", n)
+	}
+}
+
+// SyscallConn is the TCPConn's, so the poller-based waits elsewhere (park) keep working.
+func TestSyscallConnExposed(t *testing.T) {
+	c, _ := pair(t)
+	var sc syscall.Conn = c
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.Control(func(fd uintptr) {
+		if fd == 0 {
+			t.Error("no descriptor")
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
