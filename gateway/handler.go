@@ -30,6 +30,7 @@ type reqState struct {
 	addr     string
 	in       decision.Input
 	dec      decision.Decision
+	hdr      requestHeaders
 }
 
 var statePool = sync.Pool{New: func() any { return new(reqState) }}
@@ -93,7 +94,8 @@ func (s *Server) easPipeline(ctx *fasthttp.RequestCtx, query []byte, st *reqStat
 		ctx.Response.Header.Set("Allow", "OPTIONS, POST")
 		return errBadMethod
 	}
-	st.addr = clientAddr(ctx.RemoteAddr(), ctx.Request.Header.Peek("X-Forwarded-For"), s.trusted).String()
+	st.hdr.read(&ctx.Request.Header)
+	st.addr = clientAddr(ctx.RemoteAddr(), st.hdr.forwardedFor, s.trusted).String()
 	if err := checkFraming(&ctx.Request.Header); err != nil {
 		ctx.SetConnectionClose()
 		return err
@@ -105,7 +107,7 @@ func (s *Server) easPipeline(ctx *fasthttp.RequestCtx, query []byte, st *reqStat
 			return err
 		}
 	}
-	if err := eas.ParseHeaders(ctx.Request.Header.Peek, &st.req); err != nil {
+	if err := eas.ParseHeaders(st.hdr.get, &st.req); err != nil {
 		return err
 	}
 
@@ -186,7 +188,7 @@ func (s *Server) easPipeline(ctx *fasthttp.RequestCtx, query []byte, st *reqStat
 
 // authenticate establishes the caller's identity from the Authorization header.
 func (s *Server) authenticate(ctx *fasthttp.RequestCtx, st *reqState) error {
-	h := ctx.Request.Header.Peek("Authorization")
+	h := st.hdr.authorization
 	switch classifyAuth(h) {
 	case authNone:
 		return errAuthMissing

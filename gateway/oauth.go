@@ -110,7 +110,7 @@ func (s *Server) authenticateBearer(ctx *fasthttp.RequestCtx, st *reqState) (str
 	}
 	// A verified token is cached; only a miss can wait on a key-set fetch, which the validator
 	// bounds by its own fetch timeout.
-	id, err := s.validator.Authenticate(s.baseCtx, ctx.Request.Header.Peek("Authorization"))
+	id, err := s.validator.Authenticate(s.baseCtx, st.hdr.authorization)
 	if err != nil {
 		return "", err
 	}
