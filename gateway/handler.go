@@ -95,7 +95,7 @@ func (s *Server) easPipeline(ctx *fasthttp.RequestCtx, query []byte, st *reqStat
 		return errBadMethod
 	}
 	st.hdr.read(&ctx.Request.Header)
-	st.addr = clientAddr(ctx.RemoteAddr(), st.hdr.forwardedFor, s.trusted).String()
+	st.addr = clientAddr(ctx.RemoteAddr(), st.hdr.v[hdrForwardedFor], s.trusted).String()
 	if err := checkFraming(&ctx.Request.Header); err != nil {
 		ctx.SetConnectionClose()
 		return err
@@ -188,7 +188,7 @@ func (s *Server) easPipeline(ctx *fasthttp.RequestCtx, query []byte, st *reqStat
 
 // authenticate establishes the caller's identity from the Authorization header.
 func (s *Server) authenticate(ctx *fasthttp.RequestCtx, st *reqState) error {
-	h := st.hdr.authorization
+	h := st.hdr.v[hdrAuthorization]
 	switch classifyAuth(h) {
 	case authNone:
 		return errAuthMissing

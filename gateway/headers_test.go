@@ -14,6 +14,9 @@ import (
 // The one-pass header snapshot answers what Peek answers: the first occurrence, whatever the
 // spelling, and nothing for an absent header.
 func TestRequestHeadersMatchPeek(t *testing.T) {
+	if keptHeaders[hdrAuthorization] != fasthttp.HeaderAuthorization || keptHeaders[hdrForwardedFor] != fasthttp.HeaderXForwardedFor {
+		t.Fatal("the hdr* indexes do not name their headers")
+	}
 	names := []string{eas.HeaderProtocolVersion, eas.HeaderPolicyKey, eas.HeaderAcceptMultiPart, eas.HeaderUserAgent,
 		eas.HeaderContentType, eas.HeaderAcceptLanguage, fasthttp.HeaderAuthorization, fasthttp.HeaderXForwardedFor}
 	for i, head := range []string{

@@ -110,7 +110,7 @@ func (s *Server) authenticateBearer(ctx *fasthttp.RequestCtx, st *reqState) (str
 	}
 	// A verified token is cached; only a miss can wait on a key-set fetch, which the validator
 	// bounds by its own fetch timeout.
-	id, err := s.validator.Authenticate(s.baseCtx, st.hdr.authorization)
+	id, err := s.validator.Authenticate(s.baseCtx, st.hdr.v[hdrAuthorization])
 	if err != nil {
 		return "", err
 	}
