@@ -17,7 +17,8 @@ import (
 )
 
 // reqState is everything the gateway learns about one EAS request, parsed once. It is pooled;
-// every string in it is an owned copy, so nothing aliases fasthttp buffers after the handler.
+// every string in it is an owned copy, so nothing aliases fasthttp buffers after the handler
+// (hdr does alias the request, and is cleared with the rest before the state is pooled).
 type reqState struct {
 	rid      string
 	start    time.Time // when the request came in; also the decision's clock
