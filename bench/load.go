@@ -35,8 +35,8 @@ type Workload struct {
 	// the connections are a fixed set: a lagging target makes requests wait for a connection,
 	// never opens new ones (real devices do not multiply when a server is slow).
 	Rate float64
-	// MaxInFlight bounds an open loop's requests that are due but not yet answered; a request
-	// that would exceed it is counted as Dropped. Default 4096.
+	// MaxInFlight bounds an open loop's requests that are due but wait for a free connection;
+	// a request that would exceed it is counted as Dropped. Default 4096.
 	MaxInFlight int
 	// Duration and MaxRequests bound the run; the first reached ends it. Duration default
 	// 5 s; MaxRequests 0 means no count bound.
@@ -275,21 +275,22 @@ func (lr *loadRun) openLoop(ctx context.Context) []*loadWorker {
 	})
 	var dropped int64
 	start := time.Now()
+	due := func(k int64) time.Time { return start.Add(time.Duration(k) * interval) }
 schedule:
 	for k := int64(0); ; {
 		now := time.Now()
-		for ; !start.Add(time.Duration(k) * interval).After(now); k++ {
+		for ; !due(k).After(now); k++ {
 			n, ok := lr.claim()
 			if !ok {
 				break schedule
 			}
 			select {
-			case queue <- job{n: n, intended: start.Add(time.Duration(k) * interval)}:
+			case queue <- job{n: n, intended: due(k)}:
 			default:
 				dropped++
 			}
 		}
-		t := time.NewTimer(max(time.Until(start.Add(time.Duration(k)*interval)), openLoopTick))
+		t := time.NewTimer(max(time.Until(due(k)), openLoopTick))
 		select {
 		case <-ctx.Done():
 			t.Stop()

@@ -76,7 +76,8 @@ func walkSyncWaits(body []byte) bool {
 	}
 }
 
-// waitTagBytes are the tag bytes, with the content bit, of AirSync Wait and HeartbeatInterval.
+// waitTagByte and heartbeatTagByte are the tag bytes, with the content bit, of AirSync Wait
+// and HeartbeatInterval.
 const (
 	waitTagByte      = 0x40 | byte(wbxml.AirSyncWait&0x3F)
 	heartbeatTagByte = 0x40 | byte(wbxml.AirSyncHeartbeatInterval&0x3F)

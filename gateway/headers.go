@@ -24,12 +24,13 @@ const (
 // value is the first occurrence, as Peek's is, and aliases the request: valid while the
 // handler runs.
 type requestHeaders struct {
-	v [len(keptHeaders)][]byte
+	v  [len(keptHeaders)][]byte
+	rh *fasthttp.RequestHeader // for a header not kept
 }
 
 // read fills h from rh.
 func (h *requestHeaders) read(rh *fasthttp.RequestHeader) {
-	*h = requestHeaders{}
+	*h = requestHeaders{rh: rh}
 	var seen uint
 	for k, v := range rh.All() {
 		for i, n := range keptHeaders {
@@ -44,12 +45,13 @@ func (h *requestHeaders) read(rh *fasthttp.RequestHeader) {
 	}
 }
 
-// get is eas.ParseHeaders' header lookup; name must be one of keptHeaders.
+// get is eas.ParseHeaders' header lookup: a kept header from the snapshot, any other from
+// the request itself.
 func (h *requestHeaders) get(name string) []byte {
 	for i, n := range keptHeaders {
 		if n == name {
 			return h.v[i]
 		}
 	}
-	panic("gateway: requestHeaders does not keep " + name)
+	return h.rh.Peek(name)
 }

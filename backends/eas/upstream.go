@@ -287,7 +287,6 @@ type call struct {
 	streamOpen bool
 
 	scratch []byte
-	uri     []byte
 	names   [][]byte
 	nameBuf []byte
 	spans   [][2]int
@@ -302,14 +301,8 @@ func (c *call) prepare(req *fasthttp.Request, opt *ForwardOptions) {
 	}
 	h := &req.Header
 
-	// X-Forwarded-Host is the host the device asked for, before Host is rewritten.
-	c.scratch = append(c.scratch[:0], h.Host()...)
-	if !b.cfg.PreserveHost {
-		h.SetHost(b.host)
-	}
-
 	// path := base path; query := the device's query, byte for byte.
-	c.uri = append(c.uri[:0], b.basePath...)
+	c.scratch = append(c.scratch[:0], b.basePath...)
 	ru := h.RequestURI()
 	if i := bytes.IndexByte(ru, '?'); i >= 0 && i+1 < len(ru) {
 		q := ru[i+1:]
@@ -317,16 +310,20 @@ func (c *call) prepare(req *fasthttp.Request, opt *ForwardOptions) {
 			q = q[:j]
 		}
 		if len(q) > 0 {
-			c.uri = append(c.uri, '?')
-			c.uri = append(c.uri, q...)
+			c.scratch = append(c.scratch, '?')
+			c.scratch = append(c.scratch, q...)
 		}
 	}
-	req.SetRequestURIBytes(c.uri)
+	req.SetRequestURIBytes(c.scratch)
 
 	c.connClose = h.ConnectionClose()
 	forwarded := c.stripRequestHopByHop(h, !b.cfg.TrustForwardedFor)
-	if len(c.scratch) > 0 {
-		h.SetCanonical(hdrForwardedHost, c.scratch)
+	// X-Forwarded-Host is the host the device asked for, before Host is rewritten.
+	if host := h.Host(); len(host) > 0 {
+		h.SetCanonical(hdrForwardedHost, host)
+	}
+	if !b.cfg.PreserveHost {
+		h.SetHost(b.host)
 	}
 	if opt.ClientAddr != "" {
 		c.scratch = c.scratch[:0]
@@ -795,33 +792,12 @@ func (c *call) copyResponseHeader(dst, src *fasthttp.ResponseHeader) {
 	}
 }
 
-// hopIndex is k's index in hopByHop, or -1. The length picks the one or two candidates.
+// hopIndex is k's index in hopByHop, or -1.
 func hopIndex(k []byte) int {
-	i := -1
-	switch len(k) {
-	case 2:
-		i = 5 // Te
-	case 6:
-		i = 9 // Expect
-	case 7:
-		if i = 6; k[0]|0x20 == 'u' { // Trailer, Upgrade
-			i = 8
+	for i, n := range hopByHop {
+		if len(k) == len(n) && bytes.EqualFold(k, []byte(n)) {
+			return i
 		}
-	case 10:
-		if i = 0; k[0]|0x20 == 'k' { // Connection, Keep-Alive
-			i = 1
-		}
-	case 16:
-		i = 2 // Proxy-Connection
-	case 17:
-		i = 7 // Transfer-Encoding
-	case 18:
-		i = 3 // Proxy-Authenticate
-	case 19:
-		i = 4 // Proxy-Authorization
-	}
-	if i >= 0 && bytes.EqualFold(k, []byte(hopByHop[i])) {
-		return i
 	}
 	return -1
 }

@@ -15,20 +15,18 @@ import (
 // Every other method is the TCPConn's, SyscallConn included.
 type Conn struct {
 	*net.TCPConn
-	rc syscall.RawConn
+	rc   syscall.RawConn
+	r, w half
+}
 
-	// The state of the call in progress, one per direction: RawConn calls a func(fd) bool,
-	// and method values bound once keep that free of allocations.
-	rmu     sync.Mutex
-	rbuf    []byte
-	rn      int
-	rerr    syscall.Errno
-	readFn  func(uintptr) bool
-	wmu     sync.Mutex
-	wbuf    []byte
-	wn      int
-	werr    syscall.Errno
-	writeFn func(uintptr) bool
+// half is the state of the call in progress in one direction. RawConn takes a
+// func(fd) bool; the method value bound once in fn keeps each call free of allocations.
+type half struct {
+	mu    sync.Mutex
+	buf   []byte
+	n     int
+	errno syscall.Errno
+	fn    func(uintptr) bool
 }
 
 // Wrap returns c as a *Conn when it is a *net.TCPConn, else c itself.
@@ -42,7 +40,7 @@ func Wrap(c net.Conn) net.Conn {
 		return c
 	}
 	w := &Conn{TCPConn: tc, rc: rc}
-	w.readFn, w.writeFn = w.read, w.write
+	w.r.fn, w.w.fn = w.read, w.write
 	return w
 }
 
@@ -51,38 +49,11 @@ func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	c.rmu.Lock()
-	c.rbuf, c.rn, c.rerr = p, 0, 0
-	err := c.rc.Read(c.readFn)
-	n, errno := c.rn, c.rerr
-	c.rbuf = nil
-	c.rmu.Unlock()
-	switch {
-	case err != nil:
-		return 0, c.opError("read", err)
-	case errno != 0:
-		return 0, c.opError("read", os.NewSyscallError("read", errno))
-	case n == 0:
-		return 0, io.EOF
+	n, err := c.do(&c.r, p, "read", c.rc.Read)
+	if err == nil && n == 0 {
+		err = io.EOF
 	}
-	return n, nil
-}
-
-func (c *Conn) read(fd uintptr) bool {
-	for {
-		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&c.rbuf[0])), uintptr(len(c.rbuf)))
-		switch e {
-		case 0:
-			c.rn = int(n)
-			return true
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return false // wait in the poller, then again
-		}
-		c.rerr = e
-		return true
-	}
+	return n, err
 }
 
 // Write writes all of p, like net.Conn's Write.
@@ -90,35 +61,60 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	c.wmu.Lock()
-	c.wbuf, c.wn, c.werr = p, 0, 0
-	err := c.rc.Write(c.writeFn)
-	n, errno := c.wn, c.werr
-	c.wbuf = nil
-	c.wmu.Unlock()
-	switch {
-	case err != nil:
-		return n, c.opError("write", err)
-	case errno != 0:
-		return n, c.opError("write", os.NewSyscallError("write", errno))
+	return c.do(&c.w, p, "write", c.rc.Write)
+}
+
+// do runs one call of direction h over p through wait (RawConn's Read or Write), which
+// calls h.fn until it reports done, waiting in the poller in between.
+func (c *Conn) do(h *half, p []byte, op string, wait func(func(uintptr) bool) error) (int, error) {
+	h.mu.Lock()
+	h.buf, h.n, h.errno = p, 0, 0
+	err := wait(h.fn)
+	n, errno := h.n, h.errno
+	h.buf = nil
+	h.mu.Unlock()
+	if err == nil && errno != 0 {
+		err = os.NewSyscallError(op, errno)
+	}
+	if err != nil {
+		return n, &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
 	}
 	return n, nil
 }
 
+func (c *Conn) read(fd uintptr) bool {
+	h := &c.r
+	for {
+		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&h.buf[0])), uintptr(len(h.buf)))
+		switch e {
+		case 0:
+			h.n = int(n)
+			return true
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false // wait in the poller, then again
+		}
+		h.errno = e
+		return true
+	}
+}
+
 // write sends with MSG_NOSIGNAL: a peer that went away is EPIPE, never a SIGPIPE.
 func (c *Conn) write(fd uintptr) bool {
-	for c.wn < len(c.wbuf) {
-		rest := c.wbuf[c.wn:]
+	h := &c.w
+	for h.n < len(h.buf) {
+		rest := h.buf[h.n:]
 		n, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&rest[0])), uintptr(len(rest)),
 			syscall.MSG_NOSIGNAL, 0, 0)
 		switch e {
 		case 0:
-			c.wn += int(n)
+			h.n += int(n)
 		case syscall.EINTR:
 		case syscall.EAGAIN:
 			return false // wait until writable, then the rest
 		default:
-			c.werr = e
+			h.errno = e
 			return true
 		}
 	}
@@ -137,10 +133,6 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b 
 
 // writerOnly hides ReadFrom from io.CopyBuffer, which would otherwise call it again.
 type writerOnly struct{ io.Writer }
-
-func (c *Conn) opError(op string, err error) error {
-	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
-}
 
 // Listener wraps every connection it accepts.
 type Listener struct{ net.Listener }
