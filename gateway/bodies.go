@@ -176,6 +176,6 @@ func (s *Server) learnDeviceInformation(st *reqState, body []byte) {
 	c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if _, err := s.admin.UpdateDeviceInfo(c, st.user, st.req.DeviceID, info); err != nil {
-		s.log.Warn("recording device information failed", slog.String("rid", st.rid), slog.String("err", err.Error()))
+		s.log.Warn("recording device information failed", slog.String("rid", st.rid()), slog.String("err", err.Error()))
 	}
 }

@@ -20,7 +20,8 @@ import (
 // every string in it is an owned copy, so nothing aliases fasthttp buffers after the handler
 // (hdr does alias the request, and is cleared with the rest before the state is pooled).
 type reqState struct {
-	rid      string
+	ridBuf   [24]byte // the request ID: 9 bytes of prefix and at most 13 of base-36 sequence
+	ridLen   uint8
 	start    time.Time // when the request came in; also the decision's clock
 	req      eas.Request
 	user     string // canonical identity: the registry key
@@ -35,6 +36,11 @@ type reqState struct {
 }
 
 var statePool = sync.Pool{New: func() any { return new(reqState) }}
+
+// rid is the request ID for a log line or an error body; the success path sends ridBytes.
+func (st *reqState) rid() string { return string(st.ridBytes()) }
+
+func (st *reqState) ridBytes() []byte { return st.ridBuf[:st.ridLen] }
 
 func (st *reqState) reset() {
 	st.req.Reset()
@@ -74,12 +80,12 @@ func (s *Server) handleClient(ctx *fasthttp.RequestCtx) {
 func (s *Server) serveEAS(ctx *fasthttp.RequestCtx, query []byte) {
 	st := statePool.Get().(*reqState)
 	st.start = time.Now()
-	st.rid = s.nextRequestID()
+	st.ridLen = uint8(copy(st.ridBuf[:], s.appendRequestID(st.ridBuf[:0])))
 	if err := s.easPipeline(ctx, query, st); err != nil {
-		s.writeError(&ctx.Response, st.rid, err)
+		s.writeError(&ctx.Response, st.rid(), err)
 	}
 	if !ctx.Hijacked() {
-		ctx.Response.Header.Set("X-Request-Id", st.rid)
+		ctx.Response.Header.SetBytesV("X-Request-Id", st.ridBytes())
 		s.finish(ctx, st, st.start)
 	}
 	st.reset()
@@ -120,7 +126,7 @@ func (s *Server) easPipeline(ctx *fasthttp.RequestCtx, query []byte, st *reqStat
 		return s.forward(ctx, st)
 	}
 	if s.bindUser(st) != nil {
-		s.log.Warn("user mismatch", slog.String("rid", st.rid), slog.String("user", st.user),
+		s.log.Warn("user mismatch", slog.String("rid", st.rid()), slog.String("user", st.user),
 			slog.String("eas_user", st.req.User), slog.String("device", st.req.DeviceID))
 		s.auditSpoofing(st.user, st.req.DeviceID, "EAS User is not the authenticated identity")
 		return errUserMismatch
@@ -145,7 +151,7 @@ func (s *Server) easPipeline(ctx *fasthttp.RequestCtx, query []byte, st *reqStat
 	d, err := s.decider.Decide(s.baseCtx, &st.in)
 	if err != nil {
 		// Decide already applied the configured fail mode; an error here means "deny".
-		s.log.Warn("decision failed, denying", slog.String("rid", st.rid), slog.String("err", err.Error()))
+		s.log.Warn("decision failed, denying", slog.String("rid", st.rid()), slog.String("err", err.Error()))
 	}
 	st.dec = d
 	s.metrics.decision(d.Action, d.Reason)
@@ -286,7 +292,7 @@ func (s *Server) finish(ctx *fasthttp.RequestCtx, st *reqState, start time.Time)
 	s.metrics.request(cmd, code)
 	if s.log.Enabled(context.Background(), slog.LevelDebug) || code >= 500 {
 		s.log.Log(context.Background(), levelFor(code), "request",
-			slog.String("rid", st.rid), slog.String("cmd", cmd), slog.Int("status", code),
+			slog.String("rid", st.rid()), slog.String("cmd", cmd), slog.Int("status", code),
 			slog.String("user", st.user), slog.String("device", st.req.DeviceID),
 			slog.String("action", st.dec.Action.String()), slog.String("reason", string(st.dec.Reason)),
 			slog.String("client", st.addr), slog.Duration("took", time.Since(start)))

@@ -124,7 +124,7 @@ func (s *Server) authenticateBearer(ctx *fasthttp.RequestCtx, st *reqState) (str
 		if err := oauth.Bind(id, id.User, st.req.DeviceID); err != nil {
 			var be *oauth.BindError
 			if errors.As(err, &be) {
-				s.log.Warn("bearer token bound to another user or device", "rid", st.rid, "field", be.Field, "user", user, "device", st.req.DeviceID)
+				s.log.Warn("bearer token bound to another user or device", "rid", st.rid(), "field", be.Field, "user", user, "device", st.req.DeviceID)
 				s.auditSpoofing(user, st.req.DeviceID, "bearer token bound to another "+be.Field)
 				return "", be.OAuthError("easgate")
 			}

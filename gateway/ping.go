@@ -92,7 +92,7 @@ func (s *Server) hold(ctx *fasthttp.RequestCtx, st *reqState, work longPoll) err
 	// The hijack handler runs after this handler returns: copy what it needs out of ctx/st.
 	// The eas.Request's strings live in its arena, which the next request reuses: clone.
 	h := &heldConn{
-		s: s, conn: ctx.Conn(), rid: st.rid, user: st.user, device: strings.Clone(st.req.DeviceID),
+		s: s, conn: ctx.Conn(), rid: st.rid(), user: st.user, device: strings.Clone(st.req.DeviceID),
 		addr: st.addr, cmd: st.req.Cmd.String(),
 	}
 	ctx.HijackSetNoResponse(true)

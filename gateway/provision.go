@@ -639,7 +639,7 @@ func (s *Server) provisionInitial(ctx *fasthttp.RequestCtx, st *reqState, req *e
 		info := decision.DeviceInfo{Model: di.Model, IMEI: di.IMEI, FriendlyName: di.FriendlyName, OS: di.OS,
 			OSLanguage: di.OSLanguage, PhoneNumber: di.PhoneNumber, MobileOperator: di.MobileOperator, UserAgent: di.UserAgent}
 		if _, err := s.admin.UpdateDeviceInfo(c, st.user, st.req.DeviceID, info); err != nil {
-			s.log.Warn("device information not recorded", slog.String("rid", st.rid), slog.String("err", err.Error()))
+			s.log.Warn("device information not recorded", slog.String("rid", st.rid()), slog.String("err", err.Error()))
 		}
 	}
 	var out *eas.Provision
@@ -814,7 +814,7 @@ func (s *Server) answerWipe(ctx *fasthttp.RequestCtx, st *reqState) (bool, error
 		if err == nil && dev.Override != decision.OverrideBlock {
 			if _, err := s.admin.SetOverride(c, st.user, st.req.DeviceID, decision.OverrideBlock,
 				"gateway:account-only-wipe-needs-eas-16.1"); err != nil {
-				s.log.Warn("account-only wipe fallback block not recorded", slog.String("rid", st.rid), slog.String("err", err.Error()))
+				s.log.Warn("account-only wipe fallback block not recorded", slog.String("rid", st.rid()), slog.String("err", err.Error()))
 			}
 		}
 		if s.prov == nil {

@@ -264,8 +264,9 @@ func ignoreClosed(err error) error {
 	return err
 }
 
-func (s *Server) nextRequestID() string {
-	return s.ridPrefix + strconv.FormatUint(s.ridSeq.Add(1), 36)
+// appendRequestID appends the next request ID: the node's random prefix and a sequence number.
+func (s *Server) appendRequestID(dst []byte) []byte {
+	return strconv.AppendUint(append(dst, s.ridPrefix...), s.ridSeq.Add(1), 36)
 }
 
 func trimSlash(s string) string {
