@@ -262,7 +262,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *reqState) error {
 	if s.local != nil {
 		fctx, cancel := context.WithTimeout(context.Background(), s.cfg.Backend.EAS.Timeout)
 		defer cancel()
-		return s.serveIMAP(fctx, &st.req, st.credentials(ctx.Request.Header.Peek("Authorization")), ctx.PostBody(), &ctx.Response)
+		return s.serveIMAP(fctx, &st.req, st.credentials(), ctx.PostBody(), &ctx.Response)
 	}
 	opt := upstream.ForwardOptions{
 		Class:      upstream.ClassNormal,

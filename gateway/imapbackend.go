@@ -163,9 +163,9 @@ func (s *Server) serveIMAP(ctx context.Context, req *eas.Request, cred imapbacke
 }
 
 // credentials are what the device logged in with, passed on to IMAP and SMTP.
-func (st *reqState) credentials(authHeader []byte) imapbackend.Credentials {
+func (st *reqState) credentials() imapbackend.Credentials {
 	if st.bearer {
-		tok := authHeader[len("Bearer "):]
+		tok := st.hdr.v[hdrAuthorization][len("Bearer "):] // authenticate classified it
 		return imapbackend.Credentials{User: st.identity.User, Token: string(tok)}
 	}
 	return imapbackend.Credentials{User: st.login, Password: st.password}

@@ -30,7 +30,7 @@ func (s *Server) holdLongPoll(ctx *fasthttp.RequestCtx, st *reqState) error {
 	if s.local != nil {
 		// The bridge holds the Ping itself (IMAP IDLE) in a goroutine; it gets owned copies of
 		// everything.
-		req, cred := st.req.Clone(), st.credentials(ctx.Request.Header.Peek("Authorization"))
+		req, cred := st.req.Clone(), st.credentials()
 		if body == nil {
 			body = append([]byte(nil), ctx.PostBody()...)
 		}
