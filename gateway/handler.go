@@ -229,6 +229,11 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx, st *reqState) error {
 // keyed by the identity, never by the parameter, so a device cannot borrow another user's
 // registration by naming them.
 func (s *Server) bindUser(st *reqState) error {
+	// Devices usually send the User exactly as they typed the Basic login; canonicalUser is a
+	// function of its argument alone, so the same spelling folds to the same identity.
+	if st.login != "" && st.req.User == st.login {
+		return nil
+	}
 	u, ok := s.names.canonicalUser(st.req.User)
 	if !ok || u != st.user {
 		return errUserMismatch

@@ -79,7 +79,14 @@ func parseBasic(h []byte) (user, password string, ok bool) {
 	if len(enc) > 4*1024 {
 		return "", "", false
 	}
-	dec := make([]byte, base64.StdEncoding.DecodedLen(len(enc)))
+	// Credentials of ordinary length decode on the stack; only the two strings are kept.
+	var buf [384]byte
+	var dec []byte
+	if n := base64.StdEncoding.DecodedLen(len(enc)); n <= len(buf) {
+		dec = buf[:n]
+	} else {
+		dec = make([]byte, n)
+	}
 	n, err := base64.StdEncoding.Decode(dec, enc)
 	if err != nil {
 		return "", "", false

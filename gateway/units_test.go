@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"math/rand/v2"
 	"net"
@@ -92,6 +93,56 @@ func TestParseBasic(t *testing.T) {
 		if _, _, ok := parseBasic([]byte(h)); ok {
 			t.Errorf("parseBasic(%q) accepted", h)
 		}
+	}
+}
+
+// Credentials whose decoded form fits parseBasic's stack buffer and ones that do not must
+// decode alike, up to the 4 KiB cap on the encoded value.
+func TestParseBasic_Lengths(t *testing.T) {
+	for _, pwLen := range []int{1, 370, 376, 377, 383, 384, 385, 1000, 3000} {
+		pw := strings.Repeat("p", pwLen)
+		h := "Basic " + base64.StdEncoding.EncodeToString([]byte("jdoe:"+pw))
+		u, p, ok := parseBasic([]byte(h))
+		if !ok || u != "jdoe" || p != pw {
+			t.Errorf("password of %d bytes: got %q, %d bytes, %v", pwLen, u, len(p), ok)
+		}
+	}
+}
+
+// bindUser accepts the EAS User when it is the Basic login's spelling or another spelling of
+// the same identity, and nothing else; the fast path for an identical spelling must not widen
+// that.
+func TestBindUser_Spellings(t *testing.T) {
+	s := &Server{names: UserNames{DefaultDomain: "example.com", NetBIOS: map[string]string{"CONTOSO": "contoso.com"}}}
+	cases := []struct {
+		login, easUser string
+		ok             bool
+	}{
+		{"jdoe", "jdoe", true},
+		{"jdoe", "JDoe", true},
+		{"jdoe", "jdoe@example.com", true},
+		{`CONTOSO\jdoe`, `CONTOSO\jdoe`, true},
+		{`CONTOSO\jdoe`, "jdoe@contoso.com", true},
+		{`CONTOSO\jdoe`, "jdoe", false}, // example.com, not contoso.com
+		{"jdoe", "jdoe2", false},
+		{"jdoe", "", false},
+		{"jdoe", "jdoe ", false},
+	}
+	for _, c := range cases {
+		user, ok := s.names.canonicalUser(c.login)
+		if !ok {
+			t.Fatalf("login %q refused", c.login)
+		}
+		st := &reqState{user: user, login: c.login}
+		st.req.User = c.easUser
+		if got := s.bindUser(st) == nil; got != c.ok {
+			t.Errorf("login %q, EAS User %q: bound %v, want %v", c.login, c.easUser, got, c.ok)
+		}
+	}
+	// A bearer identity has no login: an empty User never matches by the fast path.
+	st := &reqState{user: "jdoe@example.com"}
+	if s.bindUser(st) == nil {
+		t.Error("empty EAS User bound to a bearer identity")
 	}
 }
 

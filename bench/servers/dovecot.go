@@ -185,14 +185,15 @@ func StartDovecot(t testing.TB, opts DovecotOptions) *Dovecot {
 		t.Fatalf("servers: %v", err)
 	}
 
+	addrs := mailFreeAddrs(t, 3)
 	d := &Dovecot{
 		Dir:        dir,
 		ConfigPath: filepath.Join(dir, "dovecot.conf"),
 		LogPath:    filepath.Join(dir, "dovecot.log"),
 		Domain:     opts.Domain,
-		IMAPAddr:   mailFreeAddr(t),
-		LMTPAddr:   mailFreeAddr(t),
-		AuthAddr:   mailFreeAddr(t),
+		IMAPAddr:   addrs[0],
+		LMTPAddr:   addrs[1],
+		AuthAddr:   addrs[2],
 		t:          t,
 		opts:       opts,
 		passwd:     filepath.Join(dir, "users"),
@@ -715,15 +716,14 @@ func mailOpenPath(t testing.TB, dir string) {
 	}
 }
 
-// mailFreeAddr returns a 127.0.0.1 address whose port was free a moment ago.
-func mailFreeAddr(t testing.TB) string {
+// mailFreeAddrs is freeAddrs for a test: a failure ends it.
+func mailFreeAddrs(t testing.TB, n int) []string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addrs, err := freeAddrs(n)
 	if err != nil {
-		t.Fatalf("servers: free port: %v", err)
+		t.Fatalf("%v", err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addrs
 }
 
 func mailSplit(t testing.TB, addr string) (string, string) {

@@ -149,14 +149,11 @@ func NewGateway(o GatewayOptions) (*Gateway, error) {
 			return fail(err)
 		}
 	}
-	addr, err := nginxFreeAddr()
+	addrs, err := freeAddrs(2)
 	if err != nil {
 		return fail(err)
 	}
-	adminAddr, err := nginxFreeAddr()
-	if err != nil {
-		return fail(err)
-	}
+	addr, adminAddr := addrs[0], addrs[1]
 	g.Addr, g.URL = addr, "http://"+addr+"/Microsoft-Server-ActiveSync"
 	confPath := filepath.Join(o.Dir, "gateway.yaml")
 	if err := os.WriteFile(confPath, []byte(GatewayConfig(addr, adminAddr, o.Dir, o)), 0o600); err != nil {

@@ -136,10 +136,11 @@ func NewNginx(opts NginxOptions) (*Nginx, error) {
 		return nil, err
 	}
 
-	addr, err := nginxFreeAddr()
+	addrs, err := freeAddrs(1)
 	if err != nil {
 		return fail(err)
 	}
+	addr := addrs[0]
 	n.Addr, n.URL = addr, "http://"+addr
 
 	// Workers run unprivileged when nginx starts as root; they write only the temp paths.
@@ -463,15 +464,6 @@ func nginxOpenPath(dir string) error {
 			return nil
 		}
 	}
-}
-
-func nginxFreeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("servers: nginx: free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 func nginxWaitListening(addr string, exited <-chan struct{}, timeout time.Duration) error {

@@ -101,12 +101,13 @@ func StartPostfix(t testing.TB, opts PostfixOptions) *Postfix {
 
 	dir := t.TempDir()
 	mailOpenPath(t, dir)
+	addrs := mailFreeAddrs(t, 2) // SMTP and, when asked for, submission
 	p := &Postfix{
 		Dir:       dir,
 		ConfigDir: filepath.Join(dir, "etc"),
 		QueueDir:  filepath.Join(dir, "spool"),
 		LogPath:   filepath.Join(dir, "maillog"),
-		SMTPAddr:  mailFreeAddr(t),
+		SMTPAddr:  addrs[0],
 		Domains:   append([]string{opts.Dovecot.Domain}, opts.Domains...),
 		t:         t,
 	}
@@ -121,7 +122,7 @@ func StartPostfix(t testing.TB, opts PostfixOptions) *Postfix {
 		t.Fatalf("servers: %v", err)
 	}
 	if opts.Submission {
-		p.SubmissionAddr = mailFreeAddr(t)
+		p.SubmissionAddr = addrs[1]
 	}
 
 	var tlsMain string
