@@ -230,8 +230,8 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx, st *reqState) error {
 // registration by naming them.
 func (s *Server) bindUser(st *reqState) error {
 	// Devices usually send the User exactly as they typed the Basic login; canonicalUser is a
-	// function of its argument alone, so the same spelling folds to the same identity.
-	if st.login != "" && st.req.User == st.login {
+	// function of its argument alone, so the same spelling folds to the identity it gave.
+	if !st.bearer && st.login != "" && st.req.User == st.login {
 		return nil
 	}
 	u, ok := s.names.canonicalUser(st.req.User)
