@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand"
 	"os"
+	"runtime"
 	"sort"
 	"strings"
 	"testing"
@@ -255,11 +256,18 @@ func TestCompareDirectAndNginx(t *testing.T) {
 	if sums[0].CPUPerRequest != 0 || sums[1].CPUPerRequest < 0 {
 		t.Errorf("proxy CPU per request: direct %v, nginx %v", sums[0].CPUPerRequest, sums[1].CPUPerRequest)
 	}
+	for _, s := range sums {
+		// the harness did the work of every run: its CPU share is above zero, and it cannot
+		// exceed the cores the test process may use
+		if b := s.HarnessBusy; b <= 0 || b > float64(runtime.NumCPU())+0.5 {
+			t.Errorf("%s: harness busy %.2f", s.Target.Name, b)
+		}
+	}
 	if sums[0].ThroughputRatio != 1 || sums[1].ThroughputRatio <= 0 {
 		t.Errorf("ratios %v %v", sums[0].ThroughputRatio, sums[1].ThroughputRatio)
 	}
 	md := cmp.Markdown()
-	if !strings.Contains(md, "| nginx |") || !strings.Contains(md, "p99.9") {
+	if !strings.Contains(md, "| nginx |") || !strings.Contains(md, "p99.9") || !strings.Contains(md, "harness core") {
 		t.Errorf("markdown:\n%s", md)
 	}
 

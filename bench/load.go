@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/easgate/easgate/backends/eas/rawio"
 )
 
 // Mix weighs the commands of a workload. A zero Mix means DefaultMix.
@@ -69,6 +72,18 @@ type Result struct {
 	// ProxyCPU is the CPU time the target's proxy used during the run (set by Compare when
 	// the Target has a CPU reader).
 	ProxyCPU time.Duration
+	// HarnessCPU is the CPU time of this process during the run: the load generator and,
+	// when it runs here, the simulated upstream. Over Elapsed it tells whether the harness
+	// itself was near its core's limit, where its own queueing would enter every latency.
+	HarnessCPU time.Duration
+}
+
+// HarnessBusy is HarnessCPU as a share of the run's wall time (1 = one core's worth).
+func (r *Result) HarnessBusy() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.HarnessCPU) / float64(r.Elapsed)
 }
 
 // Throughput is completed requests per second.
@@ -175,6 +190,7 @@ func Run(ctx context.Context, w Workload) (*Result, error) {
 			MaxResponseBodySize:      64 << 20,
 			ReadBufferSize:           16 << 10,
 			NoDefaultUserAgentHeader: true,
+			Dial:                     dialRaw,
 		},
 		path:  u.Path,
 		sched: w.Mix.schedule(),
@@ -186,14 +202,14 @@ func Run(ctx context.Context, w Workload) (*Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, w.Duration)
 	defer cancel()
 
-	start := time.Now()
+	start, cpu0 := time.Now(), selfCPU()
 	var workers []*loadWorker
 	if w.Rate > 0 {
 		workers = lr.openLoop(ctx)
 	} else {
 		workers = lr.closedLoop(ctx)
 	}
-	res := &Result{Target: w.Target, Elapsed: time.Since(start)}
+	res := &Result{Target: w.Target, Elapsed: time.Since(start), HarnessCPU: selfCPU() - cpu0}
 	for _, lw := range workers {
 		r := &lw.res
 		res.Requests += r.Requests
@@ -210,6 +226,18 @@ func Run(ctx context.Context, w Workload) (*Result, error) {
 	res.FirstError = lr.first
 	lr.hc.CloseIdleConnections()
 	return res, nil
+}
+
+// dialRaw connects like fasthttp's default dialer (loopback: no name to resolve) and wraps
+// the connection in rawio, as the simulated upstream's are: the generator's system calls then
+// skip the runtime's bookkeeping, which on the shared core wakes the monitor thread after
+// every idle moment.
+func dialRaw(addr string) (net.Conn, error) {
+	c, err := net.DialTimeout("tcp", addr, 3*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	return rawio.Wrap(c), nil
 }
 
 // claim reserves the next request number, or false when MaxRequests is reached.
@@ -251,12 +279,14 @@ func startWorkers(n int, body func(lw *loadWorker)) (workers []*loadWorker, wait
 	return workers, wg.Wait
 }
 
-// openLoop releases requests on the schedule start + k/Rate to Concurrency workers. The
-// scheduler sleeps until the next request is due, but at least openLoopTick, and releases
-// every request due by then, each stamped with its own due time: the load is exact, and above
-// 1/openLoopTick requests a second the scheduler costs the shared core 10,000 wake-ups a
-// second instead of one per request (every target, the direct baseline included, sees the
-// same up-to-one-tick release delay, which subtracting the baseline's latency removes).
+// openLoop releases requests on the schedule start + k/Rate to Concurrency workers. A pacer
+// wakes the scheduler once per request interval, but at most every openLoopTick, and each wake
+// releases every request due by then, stamped with its own due time: the load is exact, a
+// request leaves at most one tick late, and above 1/openLoopTick requests a second the
+// scheduler costs the shared core 20,000 wake-ups a second instead of one per request. The
+// pacer must keep that promise on an idle core too (see newPacer): requests that leave in
+// bursts queue in the target, and the slower a target is per request, the longer its queue,
+// so bursts would inflate a proxy's added latency beyond what an even load gives it.
 func (lr *loadRun) openLoop(ctx context.Context) []*loadWorker {
 	type job struct {
 		n        int64
@@ -274,6 +304,7 @@ func (lr *loadRun) openLoop(ctx context.Context) []*loadWorker {
 		}
 	})
 	var dropped int64
+	p := newPacer(ctx, max(interval, openLoopTick))
 	start := time.Now()
 	due := func(k int64) time.Time { return start.Add(time.Duration(k) * interval) }
 schedule:
@@ -290,21 +321,18 @@ schedule:
 				dropped++
 			}
 		}
-		t := time.NewTimer(max(time.Until(due(k)), openLoopTick))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			break schedule
-		case <-t.C:
+		if !p.wait() {
+			break
 		}
 	}
+	p.stop()
 	close(queue)
 	wait()
 	workers[0].res.Dropped += dropped
 	return workers
 }
 
-// openLoopTick is the open loop scheduler's shortest sleep.
+// openLoopTick is the open loop scheduler's shortest period.
 const openLoopTick = 100 * time.Microsecond
 
 // do sends request number n and records it against intended.

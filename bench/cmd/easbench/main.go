@@ -97,7 +97,7 @@ func run() error {
 	if *mode == "rss" {
 		hold = 10 * time.Minute // held until released
 	}
-	up, err := bench.StartUpstream(bench.UpstreamOptions{PingHold: hold})
+	up, err := bench.StartUpstream(bench.UpstreamOptions{PingHold: hold, ManyHeld: *mode == "rss"})
 	if err != nil {
 		return err
 	}
@@ -154,9 +154,9 @@ func run() error {
 				MaxRequests: *maxReq,
 			},
 			Progress: func(round int, t bench.Target, r *bench.Result) {
-				fmt.Printf("round %d %-8s %8.0f req/s  p50 %-9v p99 %-9v errors %d/%d %s\n", round, t.Name,
+				fmt.Printf("round %d %-8s %8.0f req/s  p50 %-9v p99 %-9v errors %d/%d  harness %.0f%% %s\n", round, t.Name,
 					r.Throughput(), r.Latency.Quantile(0.5).Round(time.Microsecond), r.Latency.Quantile(0.99).Round(time.Microsecond),
-					r.Errors, r.Requests, r.FirstError)
+					r.Errors, r.Requests, 100*r.HarnessBusy(), r.FirstError)
 				if *verbose {
 					for c := range r.ByCmd {
 						st := &r.ByCmd[c]
@@ -198,7 +198,7 @@ func run() error {
 		up.Close()
 
 		if *fwdProxy {
-			up2, err := bench.StartUpstream(bench.UpstreamOptions{PingHold: hold})
+			up2, err := bench.StartUpstream(bench.UpstreamOptions{PingHold: hold, ManyHeld: *mode == "rss"})
 			if err != nil {
 				return err
 			}
@@ -222,7 +222,7 @@ func run() error {
 			printRSS("eas-forward (backends/eas Forward in a fasthttp server, GOMAXPROCS 1)", points)
 		}
 		if *gw {
-			up3, err := bench.StartUpstream(bench.UpstreamOptions{PingHold: hold})
+			up3, err := bench.StartUpstream(bench.UpstreamOptions{PingHold: hold, ManyHeld: *mode == "rss"})
 			if err != nil {
 				return err
 			}
