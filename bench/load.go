@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/easgate/easgate/backends/eas/rawio"
+	"github.com/easgate/easgate/bench/servers"
 )
 
 // Mix weighs the commands of a workload. A zero Mix means DefaultMix.
@@ -228,6 +230,13 @@ func Run(ctx context.Context, w Workload) (*Result, error) {
 	return res, nil
 }
 
+// selfCPU is this process's CPU time so far (clock-tick resolution: 10 ms against runs of
+// seconds); zero where /proc cannot say.
+func selfCPU() time.Duration {
+	d, _ := servers.ProcCPU(os.Getpid())
+	return d
+}
+
 // dialRaw connects like fasthttp's default dialer (loopback: no name to resolve) and wraps
 // the connection in rawio, as the simulated upstream's are: the generator's system calls then
 // skip the runtime's bookkeeping, which on the shared core wakes the monitor thread after
@@ -283,7 +292,7 @@ func startWorkers(n int, body func(lw *loadWorker)) (workers []*loadWorker, wait
 // wakes the scheduler once per request interval, but at most every openLoopTick, and each wake
 // releases every request due by then, stamped with its own due time: the load is exact, a
 // request leaves at most one tick late, and above 1/openLoopTick requests a second the
-// scheduler costs the shared core 20,000 wake-ups a second instead of one per request. The
+// scheduler costs the shared core 10,000 wake-ups a second instead of one per request. The
 // pacer must keep that promise on an idle core too (see newPacer): requests that leave in
 // bursts queue in the target, and the slower a target is per request, the longer its queue,
 // so bursts would inflate a proxy's added latency beyond what an even load gives it.

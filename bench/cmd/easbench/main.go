@@ -97,7 +97,8 @@ func run() error {
 	if *mode == "rss" {
 		hold = 10 * time.Minute // held until released
 	}
-	up, err := bench.StartUpstream(bench.UpstreamOptions{PingHold: hold, ManyHeld: *mode == "rss"})
+	upOpts := bench.UpstreamOptions{PingHold: hold, ManyHeld: *mode == "rss"}
+	up, err := bench.StartUpstream(upOpts)
 	if err != nil {
 		return err
 	}
@@ -198,7 +199,7 @@ func run() error {
 		up.Close()
 
 		if *fwdProxy {
-			up2, err := bench.StartUpstream(bench.UpstreamOptions{PingHold: hold, ManyHeld: *mode == "rss"})
+			up2, err := bench.StartUpstream(upOpts)
 			if err != nil {
 				return err
 			}
@@ -222,7 +223,7 @@ func run() error {
 			printRSS("eas-forward (backends/eas Forward in a fasthttp server, GOMAXPROCS 1)", points)
 		}
 		if *gw {
-			up3, err := bench.StartUpstream(bench.UpstreamOptions{PingHold: hold, ManyHeld: *mode == "rss"})
+			up3, err := bench.StartUpstream(upOpts)
 			if err != nil {
 				return err
 			}
