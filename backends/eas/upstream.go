@@ -269,9 +269,10 @@ type call struct {
 
 	conn      net.Conn
 	br        *bufio.Reader
-	release   func(discard bool) // gives the pooled connection back (or closes it)
-	gen       uint64             // exchange number, to tell a late cancel callback from a current one
-	canceled  atomic.Uint64      // gen of the exchange whose context ended
+	pooled    any                  // the pooled connection (fasthttp's *clientConn); nil once given back
+	pool      *fasthttp.HostClient // the pool pooled came from
+	gen       uint64               // exchange number, to tell a late cancel callback from a current one
+	canceled  atomic.Uint64        // gen of the exchange whose context ended
 	closeConn bool
 
 	// request fields restored after the exchange
@@ -534,15 +535,25 @@ func (c *call) acquire(ctx context.Context, timeout time.Duration) *Error {
 		return classify("dial", err)
 	}
 	c.conn = cc.Conn()
-	c.release = func(discard bool) {
-		if discard {
-			hc.CloseConn(cc)
-		} else {
-			hc.ReleaseConn(cc)
-		}
-	}
+	// fasthttp's connection type is unexported, so it is kept as an interface (a pointer in
+	// one costs no allocation, where a closure over it would cost one per request) and handed
+	// back through giveBack's type parameter.
+	c.pooled, c.pool = cc, hc
 	return nil
 }
+
+// release gives the pooled connection back, or closes it when discard.
+func (c *call) release(discard bool) {
+	if discard {
+		giveBack(c.pool.CloseConn, c.pooled)
+	} else {
+		giveBack(c.pool.ReleaseConn, c.pooled)
+	}
+	c.pooled, c.pool = nil, nil
+}
+
+// giveBack calls f with cc, whose dynamic type is f's parameter type.
+func giveBack[T any](f func(T), cc any) { f(cc.(T)) }
 
 // send sets the connection's deadline for the whole exchange and writes req. On failure it
 // names the operation that failed; the caller drops the connection.
@@ -608,10 +619,9 @@ func (c *call) dropConn() {
 		c.hc.ReleaseReader(c.br)
 		c.br = nil
 	}
-	if c.release != nil {
+	if c.pooled != nil {
 		_ = c.conn.Close()
 		c.release(true)
-		c.release = nil
 	}
 	c.conn = nil
 }
@@ -620,12 +630,11 @@ func (c *call) dropConn() {
 // pooling it.
 func (c *call) finish(discard bool) {
 	_ = c.ur.CloseBodyStream()
-	if c.release != nil {
+	if c.pooled != nil {
 		if !discard && !c.closeConn && c.br != nil && c.br.Buffered() == 0 {
 			c.hc.ReleaseReader(c.br)
 			c.br = nil
 			c.release(false)
-			c.release = nil
 			c.conn = nil
 		} else {
 			// bytes after the end of a response are a protocol violation: never reuse.

@@ -11,10 +11,11 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // pair returns a wrapped client connection and the server's end, both on loopback.
-func pair(t *testing.T) (*Conn, net.Conn) {
+func pair(t testing.TB) (*Conn, net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -198,5 +199,182 @@ func TestSyscallConnExposed(t *testing.T) {
 		}
 	}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// readWithin reads once from c and reports how long the read took and its error.
+func readWithin(c net.Conn) (time.Duration, error) {
+	start := time.Now()
+	_, err := c.Read(make([]byte, 10))
+	return time.Since(start), err
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() && errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// A deadline moved later is kept lazily: the earlier one still armed in the runtime fires,
+// and the read waits on until the later one, which is the one that times it out.
+func TestLaterDeadlineOutlastsTheArmedOne(t *testing.T) {
+	c, _ := pair(t)
+	c.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
+	c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	took, err := readWithin(c)
+	if !isTimeout(err) {
+		t.Fatalf("want a timeout, got %v", err)
+	}
+	if took < 290*time.Millisecond || took > 5*time.Second {
+		t.Fatalf("timed out after %v, want ≈ 300 ms", took)
+	}
+}
+
+// Bytes that arrive while the read waits past the earlier armed deadline are read.
+func TestDataAfterTheArmedDeadlineIsRead(t *testing.T) {
+	c, srv := pair(t)
+	c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	time.AfterFunc(150*time.Millisecond, func() { srv.Write([]byte("late")) })
+	b := make([]byte, 10)
+	n, err := c.Read(b)
+	if err != nil || string(b[:n]) != "late" {
+		t.Fatalf("%q, %v", b[:n], err)
+	}
+}
+
+// An armed deadline that fired while nobody read does not fail the next read when the
+// deadline asked for has since moved on.
+func TestExpiredArmedDeadlineWhileIdle(t *testing.T) {
+	c, srv := pair(t)
+	c.SetDeadline(time.Now().Add(20 * time.Millisecond))
+	time.Sleep(60 * time.Millisecond)
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte("hi")); err != nil {
+		t.Fatalf("write after the armed deadline passed: %v", err)
+	}
+	srv.Write([]byte("ok"))
+	b := make([]byte, 2)
+	if _, err := io.ReadFull(c, b); err != nil || string(b) != "ok" {
+		t.Fatalf("%q, %v", b, err)
+	}
+}
+
+// A deadline moved earlier is armed at once, and one set in the past ends a read waiting
+// in another goroutine (how long polls are cancelled).
+func TestEarlierDeadlineEndsAWaitingRead(t *testing.T) {
+	c, _ := pair(t)
+	c.SetReadDeadline(time.Now().Add(time.Hour))
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Read(make([]byte, 10))
+		errc <- err
+	}()
+	time.Sleep(30 * time.Millisecond)
+	start := time.Now()
+	c.SetReadDeadline(time.Now())
+	select {
+	case err := <-errc:
+		if !isTimeout(err) {
+			t.Fatalf("want a timeout, got %v", err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("the read ended %v after the deadline was moved", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the read did not end")
+	}
+	// and an hour-long deadline moved to 50 ms from now times out the next read then
+	c.SetReadDeadline(time.Now().Add(time.Hour))
+	c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if took, err := readWithin(c); !isTimeout(err) || took > 2*time.Second {
+		t.Fatalf("%v after %v", err, took)
+	}
+}
+
+// Clearing the deadline (zero) lets the read wait past the deadline armed before.
+func TestZeroDeadlineClears(t *testing.T) {
+	c, srv := pair(t)
+	c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	c.SetReadDeadline(time.Time{})
+	time.AfterFunc(200*time.Millisecond, func() { srv.Write([]byte("x")) })
+	if took, err := readWithin(c); err != nil || took < 150*time.Millisecond {
+		t.Fatalf("%v after %v", err, took)
+	}
+}
+
+// A write blocked on a full socket waits until its lazily kept deadline, not the armed one,
+// and keeps what it had written.
+func TestWriteDeadlineLazy(t *testing.T) {
+	c, _ := pair(t)
+	c.SetWriteBuffer(4096)
+	c.SetWriteDeadline(time.Now().Add(30 * time.Millisecond))
+	c.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
+	start := time.Now()
+	n, err := c.Write(make([]byte, 64<<20)) // the peer never reads
+	if !isTimeout(err) {
+		t.Fatalf("want a timeout, got %d, %v", n, err)
+	}
+	if d := time.Since(start); d < 290*time.Millisecond || d > 5*time.Second {
+		t.Fatalf("timed out after %v, want ≈ 300 ms", d)
+	}
+	if n == 0 {
+		t.Fatal("nothing written before the timeout")
+	}
+}
+
+// Waits through SyscallConn's RawConn follow the lazy deadline too.
+func TestSyscallConnWaitHonoursLazyDeadline(t *testing.T) {
+	c, _ := pair(t)
+	c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	c.SetReadDeadline(time.Now().Add(250 * time.Millisecond))
+	rc, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err = rc.Read(func(fd uintptr) bool {
+		var b [1]byte
+		_, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+		return e != syscall.EAGAIN
+	})
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("want the deadline, got %v", err)
+	}
+	if d := time.Since(start); d < 240*time.Millisecond || d > 5*time.Second {
+		t.Fatalf("the wait ended after %v, want ≈ 250 ms", d)
+	}
+}
+
+// Moving a deadline later, as a server does on every request, costs no allocation and is
+// far cheaper than re-arming the runtime's timer (BenchmarkSetDeadline).
+func TestSetDeadlineNoAllocations(t *testing.T) {
+	c, _ := pair(t)
+	d := time.Now().Add(time.Hour)
+	if n := testing.AllocsPerRun(200, func() {
+		d = d.Add(time.Millisecond)
+		c.SetReadDeadline(d)
+		c.SetWriteDeadline(d)
+	}); n != 0 {
+		t.Fatalf("%v allocations per deadline pair", n)
+	}
+}
+
+// BenchmarkSetDeadline: the per-request deadlines of a keep-alive server (idle, read, write),
+// each later than the last, on a lazy Conn and on the bare TCPConn.
+func BenchmarkSetDeadline(b *testing.B) {
+	c, _ := pair(b)
+	for _, tc := range []struct {
+		name string
+		conn net.Conn
+	}{{"rawio", c}, {"TCPConn", c.TCPConn}} {
+		b.Run(tc.name, func(b *testing.B) {
+			for b.Loop() {
+				now := time.Now()
+				tc.conn.SetReadDeadline(now.Add(120 * time.Second))
+				tc.conn.SetReadDeadline(now.Add(30 * time.Second))
+				tc.conn.SetWriteDeadline(now.Add(60 * time.Second))
+			}
+		})
 	}
 }
