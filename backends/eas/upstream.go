@@ -698,7 +698,9 @@ func (c *call) deliver(resp *fasthttp.Response) *Error {
 			resp.Header.Reset()
 			return newErr(KindBadResponse, "read body", io.ErrUnexpectedEOF)
 		}
-		resp.SetBody(buf)
+		// The read buffer becomes the response's body and the response's (pooled, empty)
+		// buffer becomes the call's: no copy of the body.
+		c.scratch = resp.SwapBody(buf)[:0]
 		c.finish(false)
 		return nil
 	}
