@@ -262,12 +262,15 @@ func TestCompareDirectAndNginx(t *testing.T) {
 		if b := s.HarnessBusy; b <= 0 || b > float64(runtime.NumCPU())+0.5 {
 			t.Errorf("%s: harness busy %.2f", s.Target.Name, b)
 		}
+		if st := s.Steal; st < 0 || st > float64(runtime.NumCPU()) {
+			t.Errorf("%s: steal %.2f", s.Target.Name, st)
+		}
 	}
 	if sums[0].ThroughputRatio != 1 || sums[1].ThroughputRatio <= 0 {
 		t.Errorf("ratios %v %v", sums[0].ThroughputRatio, sums[1].ThroughputRatio)
 	}
 	md := cmp.Markdown()
-	if !strings.Contains(md, "| nginx |") || !strings.Contains(md, "p99.9") || !strings.Contains(md, "harness core") {
+	if !strings.Contains(md, "| nginx |") || !strings.Contains(md, "p99.9") || !strings.Contains(md, "harness core") || !strings.Contains(md, "| steal |") {
 		t.Errorf("markdown:\n%s", md)
 	}
 

@@ -110,7 +110,9 @@ type Summary struct {
 	// when the target has no CPU reader.
 	CPUPerRequest time.Duration
 	// HarnessBusy is the mean over rounds of Result.HarnessBusy.
-	HarnessBusy            float64
+	HarnessBusy float64
+	// Steal is the mean over rounds of Result.StealShare.
+	Steal                  float64
 	SyncP50, SyncP99       time.Duration
 	ItemOpsP50, ItemOpsP99 time.Duration
 }
@@ -134,6 +136,7 @@ func (c *Comparison) Summaries() []Summary {
 			s.Errors += r.Errors
 			cpu += r.ProxyCPU
 			s.HarnessBusy += r.HarnessBusy() / float64(len(c.Runs[i]))
+			s.Steal += r.StealShare() / float64(len(c.Runs[i]))
 			ok += r.Requests - r.Errors
 			if s.FirstError == "" {
 				s.FirstError = r.FirstError
@@ -162,16 +165,16 @@ func (c *Comparison) Summaries() []Summary {
 // Markdown renders the summaries as a table.
 func (c *Comparison) Markdown() string {
 	var b strings.Builder
-	b.WriteString("| target | req/s (median) | × baseline | p50 | p90 | p99 | p99.9 | p99 × baseline | Sync p50 / p99 | ItemOps 1 MB p50 / p99 | proxy CPU/req | harness core | errors |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| target | req/s (median) | × baseline | p50 | p90 | p99 | p99.9 | p99 × baseline | Sync p50 / p99 | ItemOps 1 MB p50 / p99 | proxy CPU/req | harness core | steal | errors |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range c.Summaries() {
 		cpu := "–"
 		if s.CPUPerRequest > 0 {
 			cpu = fmt.Sprintf("%.1f µs", float64(s.CPUPerRequest)/float64(time.Microsecond))
 		}
-		fmt.Fprintf(&b, "| %s | %.0f | %.2f | %s | %s | %s | %s | %.2f | %s / %s | %s / %s | %s | %.0f %% | %d/%d |\n",
+		fmt.Fprintf(&b, "| %s | %.0f | %.2f | %s | %s | %s | %s | %.2f | %s / %s | %s / %s | %s | %.0f %% | %.1f %% | %d/%d |\n",
 			s.Target.Name, s.Throughput, s.ThroughputRatio, ms(s.P50), ms(s.P90), ms(s.P99), ms(s.P999), s.P99Ratio,
-			ms(s.SyncP50), ms(s.SyncP99), ms(s.ItemOpsP50), ms(s.ItemOpsP99), cpu, 100*s.HarnessBusy, s.Errors, s.Requests)
+			ms(s.SyncP50), ms(s.SyncP99), ms(s.ItemOpsP50), ms(s.ItemOpsP99), cpu, 100*s.HarnessBusy, 100*s.Steal, s.Errors, s.Requests)
 	}
 	return b.String()
 }

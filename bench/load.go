@@ -78,6 +78,17 @@ type Result struct {
 	// when it runs here, the simulated upstream. Over Elapsed it tells whether the harness
 	// itself was near its core's limit, where its own queueing would enter every latency.
 	HarnessCPU time.Duration
+	// Steal is the time the hypervisor took from this machine's CPUs during the run
+	// (servers.Steal; zero on bare metal).
+	Steal time.Duration
+}
+
+// StealShare is Steal as a share of the run's wall time (1 = one core's worth).
+func (r *Result) StealShare() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.Steal) / float64(r.Elapsed)
 }
 
 // HarnessBusy is HarnessCPU as a share of the run's wall time (1 = one core's worth).
@@ -204,14 +215,14 @@ func Run(ctx context.Context, w Workload) (*Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, w.Duration)
 	defer cancel()
 
-	start, cpu0 := time.Now(), selfCPU()
+	start, cpu0, steal0 := time.Now(), selfCPU(), servers.Steal()
 	var workers []*loadWorker
 	if w.Rate > 0 {
 		workers = lr.openLoop(ctx)
 	} else {
 		workers = lr.closedLoop(ctx)
 	}
-	res := &Result{Target: w.Target, Elapsed: time.Since(start), HarnessCPU: selfCPU() - cpu0}
+	res := &Result{Target: w.Target, Elapsed: time.Since(start), HarnessCPU: selfCPU() - cpu0, Steal: servers.Steal() - steal0}
 	for _, lw := range workers {
 		r := &lw.res
 		res.Requests += r.Requests

@@ -354,6 +354,32 @@ func (n *Nginx) WorkersCPU() (time.Duration, error) {
 	return sum, nil
 }
 
+// Steal reads the time the hypervisor ran something else while this machine's virtual CPUs
+// wanted to run, summed over all of them: the "steal" column of /proc/stat's cpu line (USER_HZ
+// ticks, 10 ms resolution). It is zero on bare metal and where /proc/stat is missing; on a
+// shared VM, steal during a benchmark round is latency no proxy caused.
+func Steal() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	return parseSteal(b)
+}
+
+// parseSteal reads the steal time off /proc/stat's contents b (0 when it is not there).
+func parseSteal(b []byte) time.Duration {
+	line, _, _ := bytes.Cut(b, []byte{'\n'})
+	f := strings.Fields(string(line))
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0
+	}
+	ticks, err := strconv.ParseInt(f[8], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
+}
+
 // ProcCPU reads a process's user + system CPU time from /proc/<pid>/stat (in USER_HZ ticks,
 // 100 per second on Linux: 10 ms resolution, so measure over seconds).
 func ProcCPU(pid int) (time.Duration, error) {

@@ -153,3 +153,26 @@ func TestNginxStopAndConfigErrors(t *testing.T) {
 		t.Errorf("NewNginx's own directory left behind: %v", err)
 	}
 }
+
+// The steal column is the eighth number of /proc/stat's first line, in 10 ms ticks; anything
+// else reads as none.
+func TestParseSteal(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+	}{
+		{"cpu  889264 1929 520601 6300628 5431 0 218581 6978 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n", 69780 * time.Millisecond},
+		{"cpu  1 2 3 4 5 6 7 0\n", 0},
+		{"cpu  1 2 3\n", 0},               // a kernel without the column
+		{"cpu0 1 2 3 4 5 6 7 8 0 0\n", 0}, // not the summary line
+		{"cpu  1 2 3 4 5 6 7 x 0 0\n", 0}, // not a number
+		{"", 0},
+	} {
+		if got := parseSteal([]byte(tc.in)); got != tc.want {
+			t.Errorf("%q: %v, want %v", tc.in, got, tc.want)
+		}
+	}
+	if a, b := Steal(), Steal(); b < a {
+		t.Errorf("steal went back: %v then %v", a, b)
+	}
+}

@@ -155,9 +155,9 @@ func run() error {
 				MaxRequests: *maxReq,
 			},
 			Progress: func(round int, t bench.Target, r *bench.Result) {
-				fmt.Printf("round %d %-8s %8.0f req/s  p50 %-9v p99 %-9v errors %d/%d  harness %.0f%% %s\n", round, t.Name,
+				fmt.Printf("round %d %-8s %8.0f req/s  p50 %-9v p99 %-9v errors %d/%d  harness %.0f%%  steal %.1f%% %s\n", round, t.Name,
 					r.Throughput(), r.Latency.Quantile(0.5).Round(time.Microsecond), r.Latency.Quantile(0.99).Round(time.Microsecond),
-					r.Errors, r.Requests, 100*r.HarnessBusy(), r.FirstError)
+					r.Errors, r.Requests, 100*r.HarnessBusy(), 100*r.StealShare(), r.FirstError)
 				if *verbose {
 					for c := range r.ByCmd {
 						st := &r.ByCmd[c]
