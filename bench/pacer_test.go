@@ -52,3 +52,16 @@ func TestPacer_CancelEndsTheWait(t *testing.T) {
 		})
 	}
 }
+
+// A wait allocates nothing: the open loop waits 10,000 times a second on the harness's core.
+func TestPacer_WaitAllocatesNothing(t *testing.T) {
+	p := newPacer(context.Background(), 200*time.Microsecond)
+	defer p.stop()
+	if a := testing.AllocsPerRun(20, func() {
+		if !p.wait() {
+			t.Fatal("wait ended early")
+		}
+	}); a != 0 {
+		t.Errorf("a wait allocates %v times", a)
+	}
+}
