@@ -6,12 +6,15 @@ import (
 	"errors"
 	"math"
 	"math/rand"
+	"net"
 	"os"
 	"runtime"
 	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/easgate/easgate/bench/servers"
 	"github.com/easgate/easgate/eas"
@@ -301,5 +304,75 @@ func TestSlope(t *testing.T) {
 	pts := []RSSPoint{{0, 1000}, {1000, 11000}, {4000, 41000}}
 	if s := Slope(pts); math.Abs(s-10) > 1e-9 {
 		t.Errorf("slope %v, want 10", s)
+	}
+}
+
+// The paired probe: a second stream straight to the upstream, in the same moments as the
+// target's. Against a target that answers 5 ms late, the round's added p99 is those 5 ms; a
+// probe without an open loop is refused.
+func TestOpenLoopProbe(t *testing.T) {
+	up, err := StartUpstream(UpstreamOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const delay = 5 * time.Millisecond
+	slow := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		time.Sleep(delay)
+		ctx.SetBody(SyncResponse)
+	}}
+	go func() { _ = slow.Serve(ln) }()
+	defer func() { _ = slow.Shutdown() }()
+	slowURL := "http://" + ln.Addr().String() + "/Microsoft-Server-ActiveSync"
+
+	w := Workload{Devices: NewFleet(10), Mix: Mix{CmdSync: 1}, Rate: 400, Probe: up.URL, ProbeRate: 200, Duration: 600 * time.Millisecond}
+	cmp, err := Compare(context.Background(), CompareOptions{
+		Targets:  []Target{{Name: "direct", URL: up.URL}, {Name: "slow", URL: slowURL}},
+		Rounds:   2,
+		Pause:    time.Millisecond,
+		Workload: w,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, runs := range cmp.Runs {
+		for _, r := range runs {
+			if r.Probe == nil || r.Probe.Errors != 0 || r.Errors != 0 {
+				t.Fatalf("%s: errors %d, probe %+v", cmp.Targets[i].Name, r.Errors, r.Probe)
+			}
+			if n := r.Probe.Requests; n < 60 || n > 130 {
+				t.Errorf("%s: the probe sent %d requests at 200/s for 600 ms", cmp.Targets[i].Name, n)
+			}
+			if n := r.Requests; n < 120 || n > 260 {
+				t.Errorf("%s: the target got %d requests at 400/s for 600 ms", cmp.Targets[i].Name, n)
+			}
+		}
+	}
+	sums := cmp.Summaries()
+	if !sums[0].Paired || !sums[1].Paired {
+		t.Fatalf("summaries not paired: %+v", sums)
+	}
+	if a := sums[1].AddedP99; a < delay-delay/10 || a > 20*delay {
+		t.Errorf("a target 5 ms late added %v at p99", a)
+	}
+	if a := sums[0].AddedP99; a > sums[1].AddedP99/2 {
+		t.Errorf("direct against its own probe added %v, the slow target %v", a, sums[1].AddedP99)
+	}
+	if md := cmp.Markdown(); !strings.Contains(md, "added p99 (paired)") || strings.Contains(md, "| slow | – ") {
+		t.Errorf("markdown:\n%s", md)
+	}
+
+	for _, bad := range []Workload{
+		{Target: up.URL, Probe: up.URL, ProbeRate: 100, MaxRequests: 1}, // closed loop
+		{Target: up.URL, Probe: up.URL, Rate: 100, MaxRequests: 1},      // no probe rate
+		{Target: up.URL, Probe: "http://10.0.0.1/", Rate: 100, ProbeRate: 10, MaxRequests: 1},
+	} {
+		if _, err := Run(context.Background(), bad); err == nil {
+			t.Errorf("accepted %+v", bad)
+		}
 	}
 }

@@ -115,6 +115,10 @@ type Summary struct {
 	Steal                  float64
 	SyncP50, SyncP99       time.Duration
 	ItemOpsP50, ItemOpsP99 time.Duration
+	// AddedP99 is the median over rounds of Result.AddedP99, the p99 the target added to a
+	// probe stream measured in the same rounds; Paired says the rounds had a probe.
+	AddedP99 time.Duration
+	Paired   bool
 }
 
 // Summaries aggregates each target's rounds: the median throughput, and latency quantiles of
@@ -127,7 +131,11 @@ func (c *Comparison) Summaries() []Summary {
 		var all, sync, item Histogram
 		var cpu time.Duration
 		var ok int64
+		var added []float64
 		for _, r := range c.Runs[i] {
+			if a, paired := r.AddedP99(); paired {
+				added = append(added, float64(a))
+			}
 			tps = append(tps, r.Throughput())
 			all.Merge(&r.Latency)
 			sync.Merge(&r.ByCmd[CmdSync].Latency)
@@ -143,6 +151,9 @@ func (c *Comparison) Summaries() []Summary {
 			}
 		}
 		s.Throughput = median(tps)
+		if len(added) > 0 {
+			s.AddedP99, s.Paired = time.Duration(median(added)), true
+		}
 		if cpu > 0 && ok > 0 {
 			s.CPUPerRequest = cpu / time.Duration(ok)
 		}
@@ -165,15 +176,19 @@ func (c *Comparison) Summaries() []Summary {
 // Markdown renders the summaries as a table.
 func (c *Comparison) Markdown() string {
 	var b strings.Builder
-	b.WriteString("| target | req/s (median) | × baseline | p50 | p90 | p99 | p99.9 | p99 × baseline | Sync p50 / p99 | ItemOps 1 MB p50 / p99 | proxy CPU/req | harness core | steal | errors |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| target | req/s (median) | × baseline | p50 | p90 | p99 | p99.9 | p99 × baseline | added p99 (paired) | Sync p50 / p99 | ItemOps 1 MB p50 / p99 | proxy CPU/req | harness core | steal | errors |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range c.Summaries() {
 		cpu := "–"
 		if s.CPUPerRequest > 0 {
 			cpu = fmt.Sprintf("%.1f µs", float64(s.CPUPerRequest)/float64(time.Microsecond))
 		}
-		fmt.Fprintf(&b, "| %s | %.0f | %.2f | %s | %s | %s | %s | %.2f | %s / %s | %s / %s | %s | %.0f %% | %.1f %% | %d/%d |\n",
-			s.Target.Name, s.Throughput, s.ThroughputRatio, ms(s.P50), ms(s.P90), ms(s.P99), ms(s.P999), s.P99Ratio,
+		added := "–"
+		if s.Paired {
+			added = ms(s.AddedP99)
+		}
+		fmt.Fprintf(&b, "| %s | %.0f | %.2f | %s | %s | %s | %s | %.2f | %s | %s / %s | %s / %s | %s | %.0f %% | %.1f %% | %d/%d |\n",
+			s.Target.Name, s.Throughput, s.ThroughputRatio, ms(s.P50), ms(s.P90), ms(s.P99), ms(s.P999), s.P99Ratio, added,
 			ms(s.SyncP50), ms(s.SyncP99), ms(s.ItemOpsP50), ms(s.ItemOpsP99), cpu, 100*s.HarnessBusy, 100*s.Steal, s.Errors, s.Requests)
 	}
 	return b.String()

@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -51,6 +52,15 @@ type Workload struct {
 	Heartbeat int
 	// Timeout bounds each request; default 30 s.
 	Timeout time.Duration
+	// Probe, in an open loop, is a second URL (the upstream behind Target) that receives a
+	// lighter stream of the same requests at ProbeRate a second, released by the same
+	// scheduler onto connections of its own (ProbeConcurrency, default 16). Both streams are
+	// measured in the same moments, so the harness's own queueing and the machine's stalls
+	// reach them alike: Result.AddedP99 of one run is what Target adds, without the variance
+	// between runs that separates a target's rounds from the baseline's. Loopback only.
+	Probe            string
+	ProbeRate        float64
+	ProbeConcurrency int
 }
 
 // CommandStats are the results of one command.
@@ -81,6 +91,17 @@ type Result struct {
 	// Steal is the time the hypervisor took from this machine's CPUs during the run
 	// (servers.Steal; zero on bare metal).
 	Steal time.Duration
+	// Probe is the outcome of the probe stream (Workload.Probe); nil without one.
+	Probe *Result
+}
+
+// AddedP99 is the run's paired added latency: Latency's p99 less the probe stream's p99,
+// both measured during this run; false without a probe or when either recorded nothing.
+func (r *Result) AddedP99() (time.Duration, bool) {
+	if r.Probe == nil || r.Latency.Count() == 0 || r.Probe.Latency.Count() == 0 {
+		return 0, false
+	}
+	return r.Latency.Quantile(0.99) - r.Probe.Latency.Quantile(0.99), true
 }
 
 // StealShare is Steal as a share of the run's wall time (1 = one core's worth).
@@ -137,6 +158,14 @@ func (w *Workload) defaults() error {
 	if w.Timeout <= 0 {
 		w.Timeout = 30 * time.Second
 	}
+	if w.Probe != "" {
+		if w.Rate <= 0 || w.ProbeRate <= 0 {
+			return errors.New("bench: a Probe needs an open loop (Rate) and a ProbeRate")
+		}
+		if w.ProbeConcurrency <= 0 {
+			w.ProbeConcurrency = 16
+		}
+	}
 	return nil
 }
 
@@ -187,16 +216,52 @@ func Run(ctx context.Context, w Workload) (*Result, error) {
 	if err := w.defaults(); err != nil {
 		return nil, err
 	}
+	lr, err := newLoadRun(&w)
+	if err != nil {
+		return nil, err
+	}
+	defer lr.hc.CloseIdleConnections()
+	runs := []*loadRun{lr}
+	if w.Probe != "" {
+		pw := w
+		pw.Target, pw.Rate, pw.Concurrency, pw.MaxRequests = w.Probe, w.ProbeRate, w.ProbeConcurrency, 0
+		probe, err := newLoadRun(&pw)
+		if err != nil {
+			return nil, err
+		}
+		defer probe.hc.CloseIdleConnections()
+		runs = append(runs, probe)
+	}
+	ctx, cancel := context.WithTimeout(ctx, w.Duration)
+	defer cancel()
+
+	start, cpu0, steal0 := time.Now(), selfCPU(), servers.Steal()
+	var workers [][]*loadWorker
+	if w.Rate > 0 {
+		workers = openLoop(ctx, runs)
+	} else {
+		workers = [][]*loadWorker{lr.closedLoop(ctx)}
+	}
+	elapsed := time.Since(start)
+	res := lr.collect(workers[0], elapsed)
+	res.HarnessCPU, res.Steal = selfCPU()-cpu0, servers.Steal()-steal0
+	if len(runs) > 1 {
+		res.Probe = runs[1].collect(workers[1], elapsed)
+	}
+	return res, nil
+}
+
+// newLoadRun prepares the requests of w (defaults applied) and a client for w.Target.
+func newLoadRun(w *Workload) (*loadRun, error) {
 	u, err := checkLoopback(w.Target)
 	if err != nil {
 		return nil, err
 	}
-	maxConns := w.Concurrency + 16
 	lr := &loadRun{
-		w: &w,
+		w: w,
 		hc: &fasthttp.HostClient{
 			Addr:                     u.Host,
-			MaxConns:                 maxConns,
+			MaxConns:                 w.Concurrency + 16,
 			MaxIdleConnDuration:      time.Minute,
 			ReadTimeout:              w.Timeout,
 			WriteTimeout:             w.Timeout,
@@ -212,17 +277,12 @@ func Run(ctx context.Context, w Workload) (*Result, error) {
 	if len(lr.sched) == 0 {
 		return nil, errors.New("bench: empty mix")
 	}
-	ctx, cancel := context.WithTimeout(ctx, w.Duration)
-	defer cancel()
+	return lr, nil
+}
 
-	start, cpu0, steal0 := time.Now(), selfCPU(), servers.Steal()
-	var workers []*loadWorker
-	if w.Rate > 0 {
-		workers = lr.openLoop(ctx)
-	} else {
-		workers = lr.closedLoop(ctx)
-	}
-	res := &Result{Target: w.Target, Elapsed: time.Since(start), HarnessCPU: selfCPU() - cpu0, Steal: servers.Steal() - steal0}
+// collect merges the workers' results into one.
+func (lr *loadRun) collect(workers []*loadWorker, elapsed time.Duration) *Result {
+	res := &Result{Target: lr.w.Target, Elapsed: elapsed}
 	for _, lw := range workers {
 		r := &lw.res
 		res.Requests += r.Requests
@@ -236,16 +296,21 @@ func Run(ctx context.Context, w Workload) (*Result, error) {
 			res.ByCmd[c].Latency.Merge(&r.ByCmd[c].Latency)
 		}
 	}
+	lr.errMu.Lock()
 	res.FirstError = lr.first
-	lr.hc.CloseIdleConnections()
-	return res, nil
+	lr.errMu.Unlock()
+	return res
 }
 
-// selfCPU is this process's CPU time so far (clock-tick resolution: 10 ms against runs of
-// seconds); zero where /proc cannot say.
+// selfCPU is this process's CPU time so far, user and system, from getrusage: the kernel
+// accounts it to the nanosecond, where /proc's clock ticks (10 ms) would round a short run's
+// share to nothing. Zero if the call fails.
 func selfCPU() time.Duration {
-	d, _ := servers.ProcCPU(os.Getpid())
-	return d
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // dialRaw connects like fasthttp's default dialer (loopback: no name to resolve) and wraps
@@ -299,46 +364,30 @@ func startWorkers(n int, body func(lw *loadWorker)) (workers []*loadWorker, wait
 	return workers, wg.Wait
 }
 
-// openLoop releases requests on the schedule start + k/Rate to Concurrency workers. A pacer
-// wakes the scheduler once per request interval, but at most every openLoopTick, and each wake
-// releases every request due by then, stamped with its own due time: the load is exact, a
-// request leaves at most one tick late, and above 1/openLoopTick requests a second the
-// scheduler costs the shared core 10,000 wake-ups a second instead of one per request. The
-// pacer must keep that promise on an idle core too (see newPacer): requests that leave in
-// bursts queue in the target, and the slower a target is per request, the longer its queue,
-// so bursts would inflate a proxy's added latency beyond what an even load gives it.
-func (lr *loadRun) openLoop(ctx context.Context) []*loadWorker {
-	type job struct {
-		n        int64
-		intended time.Time
+// openLoop releases each run's requests on its schedule start + k/Rate to its Concurrency
+// workers, and returns each run's workers. A pacer wakes the scheduler once per (shortest)
+// request interval, but at most every openLoopTick, and each wake releases every request due
+// by then, stamped with its own due time: the load is exact, a request leaves at most one tick
+// late, and above 1/openLoopTick requests a second the scheduler costs the shared core 10,000
+// wake-ups a second instead of one per request. The pacer must keep that promise on an idle
+// core too (see newPacer): requests that leave in bursts queue in the target, and the slower a
+// target is per request, the longer its queue, so bursts would inflate a proxy's added latency
+// beyond what an even load gives it. The first run's MaxRequests ends the schedule.
+func openLoop(ctx context.Context, runs []*loadRun) [][]*loadWorker {
+	streams := make([]*openStream, len(runs))
+	period := time.Duration(math.MaxInt64)
+	for i, lr := range runs {
+		streams[i] = lr.startStream(ctx)
+		period = min(period, streams[i].interval)
 	}
-	interval := time.Duration(float64(time.Second) / lr.w.Rate)
-	queue := make(chan job, lr.w.MaxInFlight)
-	workers, wait := startWorkers(lr.w.Concurrency, func(lw *loadWorker) {
-		for j := range queue {
-			if ctx.Err() != nil {
-				lw.res.Dropped++ // due, never sent: the run ended first
-				continue
-			}
-			lr.do(lw, j.n, j.intended)
-		}
-	})
-	var dropped int64
-	p := newPacer(ctx, max(interval, openLoopTick))
+	p := newPacer(ctx, max(period, openLoopTick))
 	start := time.Now()
-	due := func(k int64) time.Time { return start.Add(time.Duration(k) * interval) }
 schedule:
-	for k := int64(0); ; {
+	for {
 		now := time.Now()
-		for ; !due(k).After(now); k++ {
-			n, ok := lr.claim()
-			if !ok {
+		for _, s := range streams {
+			if !s.release(start, now) {
 				break schedule
-			}
-			select {
-			case queue <- job{n: n, intended: due(k)}:
-			default:
-				dropped++
 			}
 		}
 		if !p.wait() {
@@ -346,10 +395,69 @@ schedule:
 		}
 	}
 	p.stop()
-	close(queue)
-	wait()
-	workers[0].res.Dropped += dropped
-	return workers
+	out := make([][]*loadWorker, len(streams))
+	for i, s := range streams {
+		out[i] = s.finish()
+	}
+	return out
+}
+
+// openStream is one run's share of an open loop: its schedule and its queue of due requests.
+type openStream struct {
+	lr       *loadRun
+	interval time.Duration
+	queue    chan openJob
+	k        int64 // the next request of the schedule
+	dropped  int64 // due, but MaxInFlight were already waiting
+	workers  []*loadWorker
+	wait     func()
+}
+
+type openJob struct {
+	n        int64
+	intended time.Time
+}
+
+func (lr *loadRun) startStream(ctx context.Context) *openStream {
+	s := &openStream{lr: lr, interval: time.Duration(float64(time.Second) / lr.w.Rate), queue: make(chan openJob, lr.w.MaxInFlight)}
+	s.workers, s.wait = startWorkers(lr.w.Concurrency, func(lw *loadWorker) {
+		for j := range s.queue {
+			if ctx.Err() != nil {
+				lw.res.Dropped++ // due, never sent: the run ended first
+				continue
+			}
+			lr.do(lw, j.n, j.intended)
+		}
+	})
+	return s
+}
+
+// release queues every request of the schedule due by now; false when MaxRequests is reached.
+func (s *openStream) release(start, now time.Time) bool {
+	for {
+		due := start.Add(time.Duration(s.k) * s.interval)
+		if due.After(now) {
+			return true
+		}
+		n, ok := s.lr.claim()
+		if !ok {
+			return false
+		}
+		s.k++
+		select {
+		case s.queue <- openJob{n: n, intended: due}:
+		default:
+			s.dropped++
+		}
+	}
+}
+
+// finish closes the queue, waits for the workers and returns them.
+func (s *openStream) finish() []*loadWorker {
+	close(s.queue)
+	s.wait()
+	s.workers[0].res.Dropped += s.dropped
+	return s.workers
 }
 
 // openLoopTick is the open loop scheduler's shortest period.

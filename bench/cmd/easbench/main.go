@@ -57,6 +57,7 @@ func run() error {
 		rounds      = flag.Int("rounds", 3, "alternating rounds per target")
 		concurrency = flag.Int("concurrency", 64, "closed-loop workers")
 		rate        = flag.Float64("rate", 0, "open-loop requests/s (0: closed loop)")
+		probeRate   = flag.Float64("probe-rate", 0, "with -rate: also send this many requests/s straight to the upstream during every run; each run's p99 less that probe's is its paired added p99")
 		maxReq      = flag.Int64("max-requests", 0, "requests per run (0: bounded by -duration only)")
 		devices     = flag.Int("devices", 500, "simulated devices")
 		pingHold    = flag.Duration("ping-hold", 200*time.Millisecond, "how long the upstream holds a Ping in compare mode")
@@ -151,6 +152,8 @@ func run() error {
 				Mix:         mix,
 				Concurrency: *concurrency,
 				Rate:        *rate,
+				Probe:       probeURL(*probeRate, up.URL),
+				ProbeRate:   *probeRate,
 				Duration:    *duration,
 				MaxRequests: *maxReq,
 			},
@@ -158,6 +161,11 @@ func run() error {
 				fmt.Printf("round %d %-8s %8.0f req/s  p50 %-9v p99 %-9v errors %d/%d  harness %.0f%%  steal %.1f%% %s\n", round, t.Name,
 					r.Throughput(), r.Latency.Quantile(0.5).Round(time.Microsecond), r.Latency.Quantile(0.99).Round(time.Microsecond),
 					r.Errors, r.Requests, 100*r.HarnessBusy(), 100*r.StealShare(), r.FirstError)
+				if added, ok := r.AddedP99(); ok {
+					fmt.Printf("        probe %6.0f req/s  p50 %-9v p99 %-9v errors %d/%d  added p99 (paired) %v\n", r.Probe.Throughput(),
+						r.Probe.Latency.Quantile(0.5).Round(time.Microsecond), r.Probe.Latency.Quantile(0.99).Round(time.Microsecond),
+						r.Probe.Errors, r.Probe.Requests, added.Round(time.Microsecond))
+				}
 				if *verbose {
 					for c := range r.ByCmd {
 						st := &r.ByCmd[c]
@@ -174,8 +182,8 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("\nworkload: %d devices, concurrency %d, rate %.0f/s, %v x %d rounds, Ping hold %v, mix %v\n\n",
-			*devices, *concurrency, *rate, *duration, *rounds, *pingHold, mixString(mix))
+		fmt.Printf("\nworkload: %d devices, concurrency %d, rate %.0f/s (probe %.0f/s), %v x %d rounds, Ping hold %v, mix %v\n\n",
+			*devices, *concurrency, *rate, *probeRate, *duration, *rounds, *pingHold, mixString(mix))
 		fmt.Print(cmp.Markdown())
 	case "rss":
 		lv, err := parseLevels(*levels)
@@ -253,6 +261,14 @@ func run() error {
 		return fmt.Errorf("unknown -mode %q", *mode)
 	}
 	return nil
+}
+
+// probeURL is the probe's target: the upstream, when a probe rate is set.
+func probeURL(rate float64, upstream string) string {
+	if rate <= 0 {
+		return ""
+	}
+	return upstream
 }
 
 // pinSelf replaces this process with `taskset -c cpus <self> args...` (same PID), so every
