@@ -9,7 +9,9 @@
 //   - StartUpstream: the simulated EAS server (fasthttp) holding Pings for a configurable time.
 //   - Run: one workload over a fixed set of connections, closed loop (each sends when answered)
 //     or open loop (requests released on a schedule, latency from the moment each was due),
-//     bounded by duration and request count, with per-command latency histograms.
+//     bounded by duration and request count, with per-command latency histograms. In the open
+//     loop a Probe stream can go straight to the upstream at the same time, released by the
+//     same schedule; Result.AddedP99 is the target's p99 less the probe's, from the same seconds.
 //   - Compare: the same workload against several targets in alternating rounds, with ratios to
 //     the first target.
 //   - MeasureHeldPingRSS: memory per held Ping of a proxy, from its RSS at several levels.

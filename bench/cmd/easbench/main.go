@@ -4,6 +4,7 @@
 //	easbench -mode compare -duration 5s -rounds 3 -concurrency 64
 //	easbench -mode rss -levels 1000,4000,9000
 //	easbench -mode compare -gateway -mix Sync=1
+//	easbench -mode compare -gateway -mix Sync=1 -rate 16000 -probe-rate 800 -duration 20s
 //	easbench -mode rss -gateway -nginx-workers 1 -devices 6000 -levels 1000,3000,6000
 //	easbench -mode compare -target gateway=http://127.0.0.1:8443/Microsoft-Server-ActiveSync
 //
@@ -11,6 +12,12 @@
 // pins nginx and, with -gateway, the gateway process this command builds and starts
 // (bench/servers.NewGateway), so both proxies are compared on the same core. A gateway given
 // with -target runs unpinned unless you start it under taskset yourself.
+//
+// Open loop (-rate): requests leave on a fixed schedule whatever the target's answers, and
+// latency is counted from the intended send time. -probe-rate adds a second, thinner stream
+// straight to the simulated upstream in every run, released by the same scheduler; a run's p99
+// less its probe's p99 ("added p99 (paired)") is what the target adds in those same moments,
+// with the harness's own queueing on its busy core taken out.
 package main
 
 import (
