@@ -1,8 +1,10 @@
 package main
 
 import (
+	"strings"
 	"testing"
 
+	upstream "github.com/easgate/easgate/backends/eas"
 	"github.com/easgate/easgate/bench"
 )
 
@@ -33,5 +35,33 @@ func TestParseMixAndLevels(t *testing.T) {
 	}
 	if err := tf.Set("nourl"); err == nil {
 		t.Error("target without = accepted")
+	}
+}
+
+func TestForwardOptionsReadsBothQueryForms(t *testing.T) {
+	fleet := bench.NewFleet(6)
+	base64 := 0
+	for i := range fleet {
+		d := &fleet[i]
+		if !strings.Contains(d.Query(bench.CmdPing), "Cmd=") {
+			base64++
+		}
+		for _, c := range []struct {
+			cmd        bench.Command
+			class      upstream.Class
+			idempotent bool
+		}{
+			{bench.CmdPing, upstream.ClassPing, true},
+			{bench.CmdSendMail, upstream.ClassSend, false},
+			{bench.CmdSync, upstream.ClassNormal, true},
+		} {
+			q := d.Query(c.cmd) // raw, percent-encoded, as the request line carries it
+			if opt := forwardOptions([]byte(q)); opt.Class != c.class || opt.Idempotent != c.idempotent {
+				t.Errorf("device %d %v (%q): class %v idempotent %v, want %v %v", i, c.cmd, q, opt.Class, opt.Idempotent, c.class, c.idempotent)
+			}
+		}
+	}
+	if base64 == 0 {
+		t.Fatal("the fleet sent no base64 query: the test covers only the plain form")
 	}
 }
