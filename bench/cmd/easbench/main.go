@@ -73,7 +73,7 @@ func run() error {
 		proxyCPUs   = flag.String("proxy-cpus", "1", "taskset CPU list for nginx (and the gateway); empty: no pinning")
 		clientCPUs  = flag.String("client-cpus", "0", "taskset CPU list for this process; empty: no pinning")
 		levels      = flag.String("levels", "1000,4000,9000", "held Ping levels for -mode rss")
-		noNginx     = flag.Bool("no-nginx", false, "skip the nginx target")
+		noNginx     = flag.Bool("no-nginx", false, "skip the nginx target (compare mode; -mode rss always measures nginx, its baseline)")
 		verbose     = flag.Bool("v", false, "print per-command latency of every run")
 		fwdProxy    = flag.Bool("forward-proxy", false, "also compare a bare backends/eas Forward proxy (a child process pinned like nginx)")
 		upstreamURL = flag.String("upstream", "", "for -mode forward-proxy: the upstream EAS URL")
