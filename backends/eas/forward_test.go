@@ -309,6 +309,76 @@ func TestForward_NeverRetriesSend(t *testing.T) {
 	}
 }
 
+// A pooled connection the upstream closed just after answering (no "Connection: close") is
+// reused while in steady use, where the request is sent from inside the wait for its answer
+// (rawio's WriteAwaitReply) and the close arrived before that wait began. The closed socket
+// answers the request with a reset, which is noticed at once: an idempotent request is
+// retried on a fresh connection and SendMail fails as down — neither waits for the timeout.
+func TestForward_UpstreamClosedJustAfterAnswering(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opt  ForwardOptions
+	}{
+		{"idempotent", ForwardOptions{Idempotent: true}},
+		{"send", ForwardOptions{Class: ClassSend}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			hits := 0
+			rs := startRaw(t, func(conn int64, c net.Conn) {
+				br := bufio.NewReader(c)
+				for {
+					if _, err := readRequest(br); err != nil {
+						return
+					}
+					mu.Lock()
+					hits++
+					mu.Unlock()
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+					if conn == 1 {
+						c.Close() // idle keep-alive close, right after the answer
+						return
+					}
+				}
+			})
+			cfg := testConfig(rs.URL)
+			cfg.NormalTimeout, cfg.SendTimeout, cfg.PingTimeout = 10*time.Second, 10*time.Second, 20*time.Second
+			u := mustNew(t, cfg)
+			// A clock that moves a microsecond a call keeps every reuse inside the window.
+			var clk sync.Mutex
+			fake := time.Now()
+			u.now = func() time.Time { clk.Lock(); defer clk.Unlock(); fake = fake.Add(time.Microsecond); return fake }
+
+			// The first exchange on connection 1 writes plainly; the next one on it is in steady use.
+			if _, body, err := forwardAll(context.Background(), u, easRequest("Cmd=Sync", []byte("s")), ForwardOptions{Idempotent: true}); err != nil || string(body) != "ok" {
+				t.Fatalf("first exchange: %v %q", err, body)
+			}
+			mu.Lock()
+			hits = 0
+			mu.Unlock()
+			time.Sleep(20 * time.Millisecond) // the close reaches the gateway's side while it is idle
+			start := time.Now()
+			_, body, err := forwardAll(context.Background(), u, easRequest("Cmd=Sync", []byte("s")), tc.opt)
+			if d := time.Since(start); d > 5*time.Second {
+				t.Fatalf("took %v: the close was noticed only at the deadline", d)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if tc.opt.Idempotent {
+				// the request on the closed connection was never read; its retry was.
+				if err != nil || string(body) != "ok" || hits != 1 {
+					t.Fatalf("not retried on a fresh connection: %v %q, upstream read %d requests", err, body, hits)
+				}
+				return
+			}
+			wantKind(t, err, KindDown)
+			if hits != 0 {
+				t.Fatalf("upstream read %d requests, want none (no retry)", hits)
+			}
+		})
+	}
+}
+
 func TestForward_TimeoutPerClass(t *testing.T) {
 	up := startFastUpstream(t, func(ctx *fasthttp.RequestCtx) {
 		time.Sleep(400 * time.Millisecond) // a held Ping answering after its heartbeat

@@ -94,7 +94,7 @@ func (h *heldCall) start() {
 		h.end(e)
 		return
 	}
-	if op, err := c.send(h.req, h.timeout); err != nil {
+	if op, err := c.send(h.req, h.timeout, true); err != nil {
 		c.dropConn()
 		e := classify(op, err)
 		if op == "write" && e.Kind == KindDown && isReset(err) && h.again() {

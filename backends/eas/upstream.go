@@ -275,6 +275,11 @@ type call struct {
 	canceled  atomic.Uint64        // gen of the exchange whose context ended
 	closeConn bool
 
+	// send's writer state (callWriter)
+	writes  int
+	await   replyAwaiter // set for the one write of a request that fits the buffer
+	sendNow time.Time
+
 	// request fields restored after the exchange
 	connClose bool
 
@@ -484,7 +489,7 @@ func (c *call) exchange(ctx context.Context, req *fasthttp.Request, timeout time
 	}
 	stopCancel := func() bool { return stop == nil || stop() }
 
-	if op, err := c.send(req, timeout); err != nil {
+	if op, err := c.send(req, timeout, held); err != nil {
 		stopCancel()
 		e := fail(op, err)
 		return e.Kind == KindDown && isReset(err), e
@@ -557,21 +562,61 @@ func giveBack[T any](f func(T), cc any) { f(cc.(T)) }
 
 // send sets the connection's deadline for the whole exchange and writes req. On failure it
 // names the operation that failed; the caller drops the connection.
-func (c *call) send(req *fasthttp.Request, timeout time.Duration) (op string, err error) {
-	if err := c.conn.SetDeadline(c.u.now().Add(timeout)); err != nil {
+//
+// A request that fits the write buffer goes out in one write, and on a plain TCP connection
+// in steady use that write also waits for the answer to begin (rawio's WriteAwaitReply):
+// receive's first read then finds the header instead of nothing. Held requests wait their own
+// way (waitReadable), so they write plainly.
+func (c *call) send(req *fasthttp.Request, timeout time.Duration, held bool) (op string, err error) {
+	now := c.u.now()
+	if err := c.conn.SetDeadline(now.Add(timeout)); err != nil {
 		return "deadline", err
 	}
 	hc := c.hc
 	bw := hc.AcquireWriter(c.conn)
+	bw.Reset((*callWriter)(c))
+	c.writes, c.await = 0, nil
 	err = req.Write(bw)
 	if err == nil {
+		if aw, ok := c.conn.(replyAwaiter); ok && !held && c.writes == 0 {
+			c.await, c.sendNow = aw, now
+		}
 		err = bw.Flush()
 	}
+	c.await = nil
 	hc.ReleaseWriter(bw)
 	if err != nil {
 		return "write", err
 	}
 	return "", nil
+}
+
+// replyAwaiter is a connection that can send a request and wait for its answer in one
+// step (*rawio.Conn on Linux).
+type replyAwaiter interface {
+	WriteAwaitReply(p []byte, now time.Time) (int, error)
+}
+
+// callWriter is the call as the writer under send's buffered writer: it counts the writes
+// and hands the one Flush makes to WriteAwaitReply when send chose to.
+type callWriter call
+
+func (w *callWriter) Write(p []byte) (int, error) {
+	c := (*call)(w)
+	c.writes++
+	if aw := c.await; aw != nil {
+		c.await = nil
+		return aw.WriteAwaitReply(p, c.sendNow)
+	}
+	return c.conn.Write(p)
+}
+
+// ReadFrom hands a streamed request body to the connection's own ReadFrom, as the buffered
+// writer would without callWriter in between (rawio writes it in 32 KiB pieces).
+func (w *callWriter) ReadFrom(r io.Reader) (int64, error) {
+	c := (*call)(w)
+	c.writes++
+	return io.Copy(c.conn, r)
 }
 
 // receive reads the response header into c.ur (the body is left as a stream). first reports

@@ -10,5 +10,11 @@
 // descriptor's lifetime stay the runtime's: every call runs inside syscall.RawConn's Read or
 // Write, which hold the descriptor for the call and wait for readiness.
 //
+// WriteAwaitReply sends a request and waits for its answer in one step, sending from inside
+// the poller's read wait: the read that would find nothing right after a request is not made
+// (a system call saved per upstream round trip). It is only used where the previous exchange
+// on the connection began a moment ago (AwaitWindow), because what the peer sent before the
+// wait began is only seen by a later event.
+//
 // Elsewhere than Linux, Wrap and NewListener return what they are given.
 package rawio

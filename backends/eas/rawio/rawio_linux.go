@@ -20,16 +20,20 @@ type Conn struct {
 	*net.TCPConn
 	rc   syscall.RawConn
 	r, w half
+
+	awaitFn   func(uintptr) bool // sendAwait, bound once
+	lastAwait time.Time          // when WriteAwaitReply last began; owned by the writer
 }
 
 // half is the state of one direction: the call in progress and the deadline. RawConn takes a
 // func(fd) bool; the method value bound once in fn keeps each call free of allocations.
 type half struct {
-	mu    sync.Mutex // held for a whole call, wait included
-	buf   []byte
-	n     int
-	errno syscall.Errno
-	fn    func(uintptr) bool
+	mu      sync.Mutex // held for a whole call, wait included
+	buf     []byte
+	n       int
+	errno   syscall.Errno
+	partial bool // sendAwait stopped at EAGAIN: the rest goes out by an ordinary write
+	fn      func(uintptr) bool
 
 	dl deadline
 }
@@ -143,7 +147,7 @@ func Wrap(c net.Conn) net.Conn {
 		return c
 	}
 	w := &Conn{TCPConn: tc, rc: rc}
-	w.r.fn, w.w.fn = w.read, w.write
+	w.r.fn, w.w.fn, w.awaitFn = w.read, w.write, w.sendAwait
 	return w
 }
 
@@ -224,6 +228,87 @@ func (c *Conn) write(fd uintptr) bool {
 	}
 	return true
 }
+
+// AwaitWindow is how recently a connection must have begun its previous WriteAwaitReply for
+// the next one to skip the read that would find nothing (below). Far shorter than any
+// server's keep-alive timeout: a peer answered the request that began then, and has had no
+// reason since to speak first or to close the connection while it was idle.
+const AwaitWindow = 10 * time.Millisecond
+
+// WriteAwaitReply writes p, like Write, and then waits until the connection is readable —
+// the peer's reply has begun, it hung up, or the read deadline passed — without reading. It
+// is for the request side of a request–response exchange, and saves one system call a
+// round trip: a Write followed by a Read tries the read at once and finds nothing (the reply
+// cannot be there yet) before it waits in the poller. Here the bytes are sent from inside the
+// poller's read wait, after the wait has reset the socket's readiness, so a reply that comes
+// back at once still ends the wait, and no read is tried before one can have arrived.
+//
+// What arrived before the call is not seen by that wait: bytes or a hang-up from the peer
+// while the connection was idle would only be noticed at the read deadline (a hung-up peer
+// usually answers the request with a reset, which is noticed at once). So the wait is made
+// only when the previous WriteAwaitReply on this connection began less than AwaitWindow
+// before now (the caller's clock); otherwise, and when the socket's buffer is full, p is
+// written as by Write and the caller's read does the waiting. The caller reads next either
+// way. An error is the write's; one from the wait (deadline, close) is left to that read.
+func (c *Conn) WriteAwaitReply(p []byte, now time.Time) (int, error) {
+	steady := !c.lastAwait.IsZero() && now.Sub(c.lastAwait) < AwaitWindow
+	c.lastAwait = now
+	if !steady || len(p) == 0 {
+		return c.Write(p)
+	}
+	h := &c.w
+	h.mu.Lock()
+	h.buf, h.n, h.errno, h.partial = p, 0, 0, false
+	err := c.waitRead(c.awaitFn)
+	n, errno, partial := h.n, h.errno, h.partial
+	h.buf = nil
+	h.mu.Unlock()
+	switch {
+	case errno != 0:
+		err = os.NewSyscallError("write", errno)
+	case partial:
+		m, err := c.Write(p[n:])
+		return n + m, err
+	case n == len(p):
+		return n, nil // sent; the read that follows reports a failed wait
+	}
+	if err == nil {
+		err = io.ErrShortWrite
+	}
+	return n, &net.OpError{Op: "write", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+}
+
+// sendAwait is WriteAwaitReply's function inside RawConn.Read: the first call sends and asks
+// to wait; the call after the wait reports the socket readable.
+func (c *Conn) sendAwait(fd uintptr) bool {
+	h := &c.w
+	if h.n == len(h.buf) {
+		return true
+	}
+	for h.n < len(h.buf) {
+		rest := h.buf[h.n:]
+		n, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&rest[0])), uintptr(len(rest)),
+			syscall.MSG_NOSIGNAL, 0, 0)
+		switch e {
+		case 0:
+			h.n += int(n)
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			h.partial = true // this wait cannot also wait for room to write
+			return true
+		default:
+			h.errno = e
+			return true
+		}
+	}
+	if testHookAfterSend != nil {
+		testHookAfterSend()
+	}
+	return false
+}
+
+// testHookAfterSend, when set, runs between sendAwait's send and its wait.
+var testHookAfterSend func()
 
 // ReadFrom copies r to the connection in 32 KiB writes, as net.TCPConn does for a reader that
 // is neither a file nor a socket (a bufio.Writer hands streamed bodies here).

@@ -378,3 +378,229 @@ func BenchmarkSetDeadline(b *testing.B) {
 		})
 	}
 }
+
+// peekable reports whether c's socket has bytes to read now, without reading them.
+func peekable(t *testing.T, c *Conn) bool {
+	t.Helper()
+	var n uintptr
+	var e syscall.Errno
+	b := make([]byte, 1)
+	if err := c.rc.Control(func(fd uintptr) {
+		n, _, e = syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return e == 0 && n == 1
+}
+
+// answerWhenTold reads one request of size n from srv at a time and answers "ok" only when
+// a value arrives on the returned channel; closing the channel stops it.
+func answerWhenTold(srv net.Conn, n int) chan<- struct{} {
+	tell := make(chan struct{})
+	go func() {
+		buf := make([]byte, n)
+		for {
+			if _, err := io.ReadFull(srv, buf); err != nil {
+				return
+			}
+			if _, ok := <-tell; !ok {
+				return
+			}
+			if _, err := srv.Write([]byte("ok")); err != nil {
+				return
+			}
+		}
+	}()
+	return tell
+}
+
+// The first WriteAwaitReply on a connection, and one long after the previous, only writes;
+// one within AwaitWindow of the previous returns only once the answer has begun, and the
+// answer is then there to read.
+func TestWriteAwaitReplyWaitsOnlyInSteadyUse(t *testing.T) {
+	c, srv := pair(t)
+	tell := answerWhenTold(srv, 4)
+	defer close(tell)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 2)
+	t0 := time.Now()
+	exchange := func(now time.Time, waits bool) {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() {
+			n, err := c.WriteAwaitReply([]byte("ping"), now)
+			if err == nil && n != 4 {
+				err = io.ErrShortWrite
+			}
+			done <- err
+		}()
+		if waits {
+			select {
+			case err := <-done:
+				t.Fatalf("returned before the answer: %v", err)
+			case <-time.After(50 * time.Millisecond):
+			}
+			tell <- struct{}{}
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			if !peekable(t, c) {
+				t.Fatal("returned, but nothing to read")
+			}
+		} else {
+			if err := <-done; err != nil { // returns without the answer, or the test hangs
+				t.Fatal(err)
+			}
+			tell <- struct{}{}
+		}
+		if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "ok" {
+			t.Fatalf("answer %q, %v", buf, err)
+		}
+	}
+	exchange(t0, false)                      // first on this connection
+	exchange(t0.Add(time.Millisecond), true) // within the window
+	exchange(t0.Add(2*time.Millisecond), true)
+	exchange(t0.Add(2*time.Millisecond+AwaitWindow), false) // idle too long
+}
+
+// Answers that come back at once are never missed: thousands of exchanges in a row against
+// an echo, each bounded by a deadline that a lost wake-up would run into.
+func TestWriteAwaitReplyImmediateAnswers(t *testing.T) {
+	c, srv := pair(t)
+	go io.Copy(srv, srv)
+	msg, buf := []byte("ping"), make([]byte, 4)
+	now := time.Now()
+	for i := range 3000 {
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		now = now.Add(time.Microsecond)
+		if _, err := c.WriteAwaitReply(msg, now); err != nil {
+			t.Fatalf("exchange %d: %v", i, err)
+		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			t.Fatalf("exchange %d: %v", i, err)
+		}
+	}
+}
+
+// An answer that arrives, and is seen by the runtime's poller, between the send and the
+// wait still ends the wait at once: the send comes after the wait reset the readiness.
+func TestWriteAwaitReplyAnswerBeforeTheWait(t *testing.T) {
+	c, srv := pair(t)
+	go io.Copy(srv, srv)
+	testHookAfterSend = func() { time.Sleep(20 * time.Millisecond) } // the echo comes back meanwhile
+	defer func() { testHookAfterSend = nil }()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	now := time.Now()
+	c.lastAwait = now.Add(-time.Millisecond)
+	start := time.Now()
+	if _, err := c.WriteAwaitReply([]byte("ping"), now); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("the wait lasted %v: the answer's wake-up was lost", d)
+	}
+	if !peekable(t, c) {
+		t.Fatal("returned, but nothing to read")
+	}
+}
+
+// A request larger than the socket's buffers stops at EAGAIN inside the wait and is finished
+// by an ordinary write: all of it arrives, then the answer.
+func TestWriteAwaitReplyLargerThanTheBuffers(t *testing.T) {
+	c, srv := pair(t)
+	data := bytes.Repeat([]byte("0123456789abcdef"), 1<<19) // 8 MiB
+	got := make(chan error, 1)
+	go func() {
+		b := make([]byte, len(data))
+		_, err := io.ReadFull(srv, b)
+		if err == nil && !bytes.Equal(b, data) {
+			err = errors.New("the request arrived changed")
+		}
+		if err == nil {
+			_, err = srv.Write([]byte("ok"))
+		}
+		got <- err
+	}()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	now := time.Now()
+	c.lastAwait = now.Add(-time.Millisecond)
+	if n, err := c.WriteAwaitReply(data, now); err != nil || n != len(data) {
+		t.Fatalf("wrote %d of %d: %v", n, len(data), err)
+	}
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 2)
+	if _, err := io.ReadFull(c, b); err != nil || string(b) != "ok" {
+		t.Fatalf("answer %q, %v", b, err)
+	}
+}
+
+// A peer that closed while the connection was idle answers the request with a reset: the
+// read that follows fails at once, not at the deadline. A peer that never answers leaves the
+// wait to the read deadline, which the following read reports.
+func TestWriteAwaitReplyClosedAndSilentPeers(t *testing.T) {
+	t.Run("closed", func(t *testing.T) {
+		c, srv := pair(t)
+		srv.Close()
+		time.Sleep(20 * time.Millisecond) // the FIN arrives, and the poller sees it, before the request
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		now := time.Now()
+		c.lastAwait = now.Add(-time.Millisecond)
+		start := time.Now()
+		_, err := c.WriteAwaitReply([]byte("ping"), now)
+		if err == nil {
+			_, err = c.Read(make([]byte, 10))
+		}
+		if err == nil || isTimeout(err) {
+			t.Fatalf("want a reset or the end of the stream, got %v", err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("noticed after %v", d)
+		}
+	})
+	t.Run("silent", func(t *testing.T) {
+		c, _ := pair(t)
+		c.SetDeadline(time.Now().Add(60 * time.Millisecond))
+		now := time.Now()
+		c.lastAwait = now.Add(-time.Millisecond)
+		if _, err := c.WriteAwaitReply([]byte("ping"), now); err != nil {
+			t.Fatalf("the write itself failed: %v", err)
+		}
+		if _, err := c.Read(make([]byte, 10)); !isTimeout(err) {
+			t.Fatalf("want a timeout, got %v", err)
+		}
+	})
+	t.Run("closed here", func(t *testing.T) {
+		c, _ := pair(t)
+		c.Close()
+		now := time.Now()
+		c.lastAwait = now.Add(-time.Millisecond)
+		_, err := c.WriteAwaitReply([]byte("ping"), now)
+		var oe *net.OpError
+		if !errors.Is(err, net.ErrClosed) || !errors.As(err, &oe) || oe.Op != "write" {
+			t.Fatalf("want a write error wrapping net.ErrClosed, got %v", err)
+		}
+	})
+}
+
+// An exchange in steady use allocates nothing either.
+func TestWriteAwaitReplyNoAllocations(t *testing.T) {
+	c, srv := pair(t)
+	go io.Copy(srv, srv)
+	msg, buf := []byte("ping"), make([]byte, 4)
+	now := time.Now()
+	c.lastAwait = now
+	if n := testing.AllocsPerRun(200, func() {
+		now = now.Add(time.Microsecond)
+		if _, err := c.WriteAwaitReply(msg, now); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Fatalf("%v allocations per exchange", n)
+	}
+}

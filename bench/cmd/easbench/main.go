@@ -7,11 +7,14 @@
 //	easbench -mode compare -gateway -mix Sync=1 -rate 16000 -probe-rate 800 -duration 20s
 //	easbench -mode rss -gateway -nginx-workers 1 -devices 6000 -levels 1000,3000,6000
 //	easbench -mode compare -target gateway=http://127.0.0.1:8443/Microsoft-Server-ActiveSync
+//	easbench -mode compare -gateway -gateway-binary OLD -gateway-b NEW -mix Sync=1 -rounds 8
 //
 // Pinning: -client-cpus pins this process (load generator and simulated upstream), -proxy-cpus
 // pins nginx and, with -gateway, the gateway process this command builds and starts
 // (bench/servers.NewGateway), so both proxies are compared on the same core. A gateway given
-// with -target runs unpinned unless you start it under taskset yourself.
+// with -target runs unpinned unless you start it under taskset yourself. -gateway-b starts a
+// second gateway build, pinned the same way, as target gateway-b: two builds compared in the
+// same alternating rounds, which on a noisy machine says more than two runs apart.
 //
 // Open loop (-rate): requests leave on a fixed schedule whatever the target's answers, and
 // latency is counted from the intended send time. -probe-rate adds a second, thinner stream
@@ -80,6 +83,7 @@ func run() error {
 		listen      = flag.String("listen", "", "for -mode forward-proxy: the loopback address to serve on")
 		gw          = flag.Bool("gateway", false, "also run the easgate gateway (cmd/gateway built into a temp dir, its own process pinned like nginx)")
 		gwBinary    = flag.String("gateway-binary", "", "with -gateway: a built cmd/gateway to run instead of building one")
+		gwBinaryB   = flag.String("gateway-b", "", "with -gateway: also run this second built cmd/gateway as target gateway-b, to compare two builds in the same alternating rounds")
 		gwDir       = flag.String("gateway-dir", "", "with -gateway: keep the gateway's config, registry and log (gateway.log) in this directory instead of a temporary one")
 		extra       targetFlags
 	)
@@ -149,6 +153,14 @@ func run() error {
 			}
 			defer g.Stop()
 			targets = append(targets, bench.Target{Name: "gateway", URL: g.URL, CPU: g.CPU})
+			if *gwBinaryB != "" {
+				gb, err := startGateway(ctx, up.URL, *gwBinaryB, "", *proxyCPUs, *devices)
+				if err != nil {
+					return err
+				}
+				defer gb.Stop()
+				targets = append(targets, bench.Target{Name: "gateway-b", URL: gb.URL, CPU: gb.CPU})
+			}
 		}
 		targets = append(targets, extra...)
 		cmp, err := bench.Compare(ctx, bench.CompareOptions{
