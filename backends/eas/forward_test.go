@@ -239,10 +239,9 @@ func TestForward_DeviceForwardedHeadersReplaced(t *testing.T) {
 	}
 }
 
-// staleServer drops the first `drop` connections after reading the request, without a byte of
-// answer (a keep-alive connection the upstream closed), then answers normally. It counts the
-// requests it read.
-func staleServer(t *testing.T, drop int64) (*rawServer, *sync.Mutex, *int) {
+// countingServer reads requests and counts them; after each one, serve answers (or not) and
+// reports whether to go on reading from the connection.
+func countingServer(t *testing.T, serve func(conn int64, c net.Conn) bool) (*rawServer, *sync.Mutex, *int) {
 	var mu sync.Mutex
 	n := 0
 	rs := startRaw(t, func(conn int64, c net.Conn) {
@@ -254,14 +253,26 @@ func staleServer(t *testing.T, drop int64) (*rawServer, *sync.Mutex, *int) {
 			mu.Lock()
 			n++
 			mu.Unlock()
-			if conn <= drop {
-				_ = c.(*net.TCPConn).SetLinger(0) // RST
+			if !serve(conn, c) {
 				return
 			}
-			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		}
 	})
 	return rs, &mu, &n
+}
+
+// staleServer drops the first `drop` connections after reading the request, without a byte of
+// answer (a keep-alive connection the upstream closed), then answers normally. It counts the
+// requests it read.
+func staleServer(t *testing.T, drop int64) (*rawServer, *sync.Mutex, *int) {
+	return countingServer(t, func(conn int64, c net.Conn) bool {
+		if conn <= drop {
+			_ = c.(*net.TCPConn).SetLinger(0) // RST
+			return false
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		return true
+	})
 }
 
 func TestForward_RetryIdempotentOnceOnReset(t *testing.T) {
@@ -323,23 +334,13 @@ func TestForward_UpstreamClosedJustAfterAnswering(t *testing.T) {
 		{"send", ForwardOptions{Class: ClassSend}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var mu sync.Mutex
-			hits := 0
-			rs := startRaw(t, func(conn int64, c net.Conn) {
-				br := bufio.NewReader(c)
-				for {
-					if _, err := readRequest(br); err != nil {
-						return
-					}
-					mu.Lock()
-					hits++
-					mu.Unlock()
-					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-					if conn == 1 {
-						c.Close() // idle keep-alive close, right after the answer
-						return
-					}
+			rs, mu, hits := countingServer(t, func(conn int64, c net.Conn) bool {
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				if conn == 1 {
+					c.Close() // idle keep-alive close, right after the answer
+					return false
 				}
+				return true
 			})
 			cfg := testConfig(rs.URL)
 			cfg.NormalTimeout, cfg.SendTimeout, cfg.PingTimeout = 10*time.Second, 10*time.Second, 20*time.Second
@@ -354,7 +355,7 @@ func TestForward_UpstreamClosedJustAfterAnswering(t *testing.T) {
 				t.Fatalf("first exchange: %v %q", err, body)
 			}
 			mu.Lock()
-			hits = 0
+			*hits = 0
 			mu.Unlock()
 			time.Sleep(20 * time.Millisecond) // the close reaches the gateway's side while it is idle
 			start := time.Now()
@@ -366,14 +367,14 @@ func TestForward_UpstreamClosedJustAfterAnswering(t *testing.T) {
 			defer mu.Unlock()
 			if tc.opt.Idempotent {
 				// the request on the closed connection was never read; its retry was.
-				if err != nil || string(body) != "ok" || hits != 1 {
-					t.Fatalf("not retried on a fresh connection: %v %q, upstream read %d requests", err, body, hits)
+				if err != nil || string(body) != "ok" || *hits != 1 {
+					t.Fatalf("not retried on a fresh connection: %v %q, upstream read %d requests", err, body, *hits)
 				}
 				return
 			}
 			wantKind(t, err, KindDown)
-			if hits != 0 {
-				t.Fatalf("upstream read %d requests, want none (no retry)", hits)
+			if *hits != 0 {
+				t.Fatalf("upstream read %d requests, want none (no retry)", *hits)
 			}
 		})
 	}

@@ -208,9 +208,14 @@ func (c *Conn) read(fd uintptr) bool {
 	}
 }
 
-// write sends with MSG_NOSIGNAL: a peer that went away is EPIPE, never a SIGPIPE.
+// write is Write's function inside RawConn.Write.
 func (c *Conn) write(fd uintptr) bool {
-	h := &c.w
+	return !c.w.send(fd) // full: wait until writable, then the rest
+}
+
+// send writes the rest of h.buf with MSG_NOSIGNAL (a peer that went away is EPIPE, never a
+// SIGPIPE) until it is all sent, the call fails (h.errno), or the socket's buffer is full.
+func (h *half) send(fd uintptr) (full bool) {
 	for h.n < len(h.buf) {
 		rest := h.buf[h.n:]
 		n, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&rest[0])), uintptr(len(rest)),
@@ -220,13 +225,13 @@ func (c *Conn) write(fd uintptr) bool {
 			h.n += int(n)
 		case syscall.EINTR:
 		case syscall.EAGAIN:
-			return false // wait until writable, then the rest
+			return true
 		default:
 			h.errno = e
-			return true
+			return false
 		}
 	}
-	return true
+	return false
 }
 
 // AwaitWindow is how recently a connection must have begun its previous WriteAwaitReply for
@@ -285,21 +290,12 @@ func (c *Conn) sendAwait(fd uintptr) bool {
 	if h.n == len(h.buf) {
 		return true
 	}
-	for h.n < len(h.buf) {
-		rest := h.buf[h.n:]
-		n, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&rest[0])), uintptr(len(rest)),
-			syscall.MSG_NOSIGNAL, 0, 0)
-		switch e {
-		case 0:
-			h.n += int(n)
-		case syscall.EINTR:
-		case syscall.EAGAIN:
-			h.partial = true // this wait cannot also wait for room to write
-			return true
-		default:
-			h.errno = e
-			return true
-		}
+	if h.send(fd) {
+		h.partial = true // this wait cannot also wait for room to write
+		return true
+	}
+	if h.errno != 0 {
+		return true
 	}
 	if testHookAfterSend != nil {
 		testHookAfterSend()
