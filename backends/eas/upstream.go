@@ -574,11 +574,14 @@ func (c *call) send(req *fasthttp.Request, timeout time.Duration, held bool) (op
 	}
 	hc := c.hc
 	bw := hc.AcquireWriter(c.conn)
-	bw.Reset((*callWriter)(c))
-	c.writes, c.await = 0, nil
+	aw, ok := c.conn.(replyAwaiter)
+	if ok = ok && !held && !req.IsBodyStream(); ok {
+		bw.Reset((*callWriter)(c))
+		c.writes = 0
+	}
 	err = req.Write(bw)
 	if err == nil {
-		if aw, ok := c.conn.(replyAwaiter); ok && !held && c.writes == 0 {
+		if ok && c.writes == 0 {
 			c.await, c.sendNow = aw, now
 		}
 		err = bw.Flush()
@@ -597,8 +600,9 @@ type replyAwaiter interface {
 	WriteAwaitReply(p []byte, now time.Time) (int, error)
 }
 
-// callWriter is the call as the writer under send's buffered writer: it counts the writes
-// and hands the one Flush makes to WriteAwaitReply when send chose to.
+// callWriter is the call as the writer under send's buffered writer, for a request whose
+// body is in memory: it counts the writes and hands the one Flush makes to WriteAwaitReply
+// when send chose to. (A streamed body writes to the connection directly.)
 type callWriter call
 
 func (w *callWriter) Write(p []byte) (int, error) {
@@ -609,14 +613,6 @@ func (w *callWriter) Write(p []byte) (int, error) {
 		return aw.WriteAwaitReply(p, c.sendNow)
 	}
 	return c.conn.Write(p)
-}
-
-// ReadFrom hands a streamed request body to the connection's own ReadFrom, as the buffered
-// writer would without callWriter in between (rawio writes it in 32 KiB pieces).
-func (w *callWriter) ReadFrom(r io.Reader) (int64, error) {
-	c := (*call)(w)
-	c.writes++
-	return io.Copy(c.conn, r)
 }
 
 // receive reads the response header into c.ur (the body is left as a stream). first reports
