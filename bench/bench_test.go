@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -344,11 +346,13 @@ func TestOpenLoopProbe(t *testing.T) {
 			if r.Probe == nil || r.Probe.Errors != 0 || r.Errors != 0 {
 				t.Fatalf("%s: errors %d, probe %+v", cmp.Targets[i].Name, r.Errors, r.Probe)
 			}
-			if n := r.Probe.Requests; n < 60 || n > 130 {
-				t.Errorf("%s: the probe sent %d requests at 200/s for 600 ms", cmp.Targets[i].Name, n)
+			// Counted as due (sent, or still queued when the run ended), which the schedule
+			// fixes whatever else the machine is doing.
+			if n := r.Probe.Requests + r.Probe.Dropped; n < 60 || n > 130 {
+				t.Errorf("%s: the probe had %d requests due at 200/s for 600 ms", cmp.Targets[i].Name, n)
 			}
-			if n := r.Requests; n < 120 || n > 260 {
-				t.Errorf("%s: the target got %d requests at 400/s for 600 ms", cmp.Targets[i].Name, n)
+			if n := r.Requests + r.Dropped; n < 120 || n > 260 {
+				t.Errorf("%s: the target had %d requests due at 400/s for 600 ms", cmp.Targets[i].Name, n)
 			}
 		}
 	}
@@ -372,6 +376,94 @@ func TestOpenLoopProbe(t *testing.T) {
 		{Target: up.URL, Probe: "http://10.0.0.1/", Rate: 100, ProbeRate: 10, MaxRequests: 1},
 	} {
 		if _, err := Run(context.Background(), bad); err == nil {
+			t.Errorf("accepted %+v", bad)
+		}
+	}
+}
+
+// serialServer answers one request at a time, each after service: its capacity is about
+// 1/service whatever the concurrency.
+func serialServer(t *testing.T, service time.Duration) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		mu.Lock()
+		time.Sleep(service)
+		mu.Unlock()
+		ctx.SetBody(SyncResponse)
+	}}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Shutdown() })
+	return "http://" + ln.Addr().String() + "/Microsoft-Server-ActiveSync"
+}
+
+// Load: each run offers a share of the capacity its target showed just before, so two
+// targets of different capacity get different rates, and the probe follows the rate.
+func TestCompareAtLoad(t *testing.T) {
+	up, err := StartUpstream(UpstreamOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	fast, slow := serialServer(t, 2*time.Millisecond), serialServer(t, 5*time.Millisecond)
+	const load, share = 0.5, 0.25
+	// A CPU reader that counts wall time: a proxy busy all the time, during the calibration
+	// and the open loop alike.
+	t0 := time.Now()
+	always := func() (time.Duration, error) { return time.Since(t0), nil }
+	cmp, err := Compare(context.Background(), CompareOptions{
+		Targets:    []Target{{Name: "fast", URL: fast, CPU: always}, {Name: "slow", URL: slow}},
+		Rounds:     1,
+		Pause:      time.Millisecond,
+		Load:       load,
+		Calibrate:  500 * time.Millisecond,
+		ProbeShare: share,
+		Workload:   Workload{Devices: NewFleet(10), Mix: Mix{CmdSync: 1}, Concurrency: 8, Probe: up.URL, Duration: time.Second},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rates [2]float64
+	for i, runs := range cmp.Runs {
+		r := runs[0]
+		name := cmp.Targets[i].Name
+		if r.Errors != 0 || r.Probe == nil || r.Probe.Errors != 0 {
+			t.Fatalf("%s: errors %d (%s), probe %+v", name, r.Errors, r.FirstError, r.Probe)
+		}
+		// 2 ms of service: at most 500/s; 5 ms: at most 200/s (the sleep only ever overshoots).
+		if limit := []float64{500, 200}[i]; r.Capacity <= limit/10 || r.Capacity > limit*1.05 {
+			t.Errorf("%s: capacity %.0f req/s, want up to %.0f", name, r.Capacity, limit)
+		}
+		if want := []float64{1, 0}[i]; math.Abs(r.CapacityBusy-want) > 0.1 || math.Abs(r.ProxyBusy()-want) > 0.1 {
+			t.Errorf("%s: proxy busy %.2f while calibrating, %.2f in the open loop; want %.0f", name, r.CapacityBusy, r.ProxyBusy(), want)
+		}
+		// offered: due in the run (sent, or queued when it ended), fixed by the schedule
+		rates[i] = float64(r.Requests+r.Dropped) / r.Elapsed.Seconds()
+		if want := load * r.Capacity; math.Abs(rates[i]-want) > 0.3*want {
+			t.Errorf("%s: offered %.0f req/s, want %.0f (load %.1f of %.0f)", name, rates[i], want, load, r.Capacity)
+		}
+		if got, want := float64(r.Probe.Requests+r.Probe.Dropped)/r.Elapsed.Seconds(), share*rates[i]; math.Abs(got-want) > 0.4*want+2 {
+			t.Errorf("%s: probe at %.0f req/s, want %.0f", name, got, want)
+		}
+	}
+	if rates[1] >= rates[0]*0.8 {
+		t.Errorf("the slower target was offered %.0f req/s, the faster %.0f", rates[1], rates[0])
+	}
+	sums := cmp.Summaries()
+	if md := cmp.Markdown(); !strings.Contains(md, "| capacity |") || !strings.Contains(md, fmt.Sprintf("| %.0f |", sums[1].Capacity)) {
+		t.Errorf("markdown:\n%s", md)
+	}
+
+	for _, bad := range []CompareOptions{
+		{Targets: []Target{{Name: "fast", URL: fast}}, Load: 1.5, Workload: Workload{MaxRequests: 1}},
+		{Targets: []Target{{Name: "down", URL: "http://127.0.0.1:1/Microsoft-Server-ActiveSync"}}, Load: 0.5, Calibrate: 100 * time.Millisecond,
+			Workload: Workload{Devices: NewFleet(1), Concurrency: 1, Timeout: time.Second}},
+	} {
+		if _, err := Compare(context.Background(), bad); err == nil {
 			t.Errorf("accepted %+v", bad)
 		}
 	}

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -33,6 +34,15 @@ type CompareOptions struct {
 	Pause time.Duration
 	// Progress, if set, is called after every run.
 	Progress func(round int, t Target, r *Result)
+	// Load, when above zero, makes every run an open loop at this share of the target's
+	// capacity measured just before it: a closed-loop run of Calibrate (default 3 s) against
+	// the same target, whose throughput is the capacity; Workload.Rate is then replaced by
+	// Load × capacity, and the probe stream, if any, by ProbeShare × that rate (default 1/20).
+	// On a machine whose speed drifts by minutes, a fixed Rate is half of one minute's
+	// capacity and nine tenths of the next one's; this keeps "50 % load" what it says.
+	Load       float64
+	Calibrate  time.Duration
+	ProbeShare float64
 }
 
 // Comparison holds every run of Compare.
@@ -57,6 +67,15 @@ func Compare(ctx context.Context, opts CompareOptions) (*Comparison, error) {
 	if opts.Pause <= 0 {
 		opts.Pause = 200 * time.Millisecond
 	}
+	if opts.Load < 0 || opts.Load > 1 {
+		return nil, fmt.Errorf("bench: load %v is not a share of capacity in (0, 1]", opts.Load)
+	}
+	if opts.Calibrate <= 0 {
+		opts.Calibrate = 3 * time.Second
+	}
+	if opts.ProbeShare <= 0 {
+		opts.ProbeShare = 0.05
+	}
 	c := &Comparison{Targets: opts.Targets, Runs: make([][]*Result, len(opts.Targets))}
 	var err error
 	for round := 0; round < opts.Rounds; round++ {
@@ -67,6 +86,17 @@ func Compare(ctx context.Context, opts CompareOptions) (*Comparison, error) {
 			}
 			w := opts.Workload
 			w.Target = opts.Targets[i].URL
+			var capacity, capacityBusy float64
+			if opts.Load > 0 {
+				if capacity, capacityBusy, err = calibrate(ctx, w, opts.Calibrate, opts.Targets[i].CPU); err != nil {
+					return c, fmt.Errorf("bench: calibrating %s: %w", opts.Targets[i].Name, err)
+				}
+				w.Rate = opts.Load * capacity
+				if w.Probe != "" {
+					w.ProbeRate = opts.ProbeShare * w.Rate
+				}
+				time.Sleep(opts.Pause)
+			}
 			var cpu0 time.Duration
 			if f := opts.Targets[i].CPU; f != nil {
 				if cpu0, err = f(); err != nil {
@@ -84,6 +114,7 @@ func Compare(ctx context.Context, opts CompareOptions) (*Comparison, error) {
 				}
 				r.ProxyCPU = cpu1 - cpu0
 			}
+			r.Capacity, r.CapacityBusy = capacity, capacityBusy
 			c.Runs[i] = append(c.Runs[i], r)
 			if opts.Progress != nil {
 				opts.Progress(round, opts.Targets[i], r)
@@ -95,6 +126,37 @@ func Compare(ctx context.Context, opts CompareOptions) (*Comparison, error) {
 		}
 	}
 	return c, nil
+}
+
+// calibrate measures the target's capacity: the throughput of a closed-loop run of w lasting
+// d, without its probe; and, with a CPU reader, the proxy's core share during it (well below 1
+// says the harness, not the proxy, set that capacity).
+func calibrate(ctx context.Context, w Workload, d time.Duration, cpu func() (time.Duration, error)) (capacity, busy float64, err error) {
+	w.Rate, w.Probe, w.ProbeRate, w.Duration, w.MaxRequests = 0, "", 0, d, 0
+	var cpu0 time.Duration
+	if cpu != nil {
+		if cpu0, err = cpu(); err != nil {
+			return 0, 0, err
+		}
+	}
+	r, err := Run(ctx, w)
+	if err != nil {
+		return 0, 0, err
+	}
+	if r.Errors > 0 {
+		return 0, 0, fmt.Errorf("%d of %d requests failed (%s)", r.Errors, r.Requests, r.FirstError)
+	}
+	if capacity = r.Throughput(); capacity <= 0 {
+		return 0, 0, errors.New("no request completed")
+	}
+	if cpu != nil {
+		cpu1, err := cpu()
+		if err != nil {
+			return 0, 0, err
+		}
+		busy = float64(cpu1-cpu0) / float64(r.Elapsed)
+	}
+	return capacity, busy, nil
 }
 
 // Summary is one target's aggregate over its rounds.
@@ -119,6 +181,11 @@ type Summary struct {
 	// probe stream measured in the same rounds; Paired says the rounds had a probe.
 	AddedP99 time.Duration
 	Paired   bool
+	// Capacity is the median over rounds of Result.Capacity (zero without Load), and
+	// ProxyBusy the mean of Result.ProxyBusy (zero without a CPU reader): with Load, the
+	// proxy's core share at the load asked for.
+	Capacity  float64
+	ProxyBusy float64
 }
 
 // Summaries aggregates each target's rounds: the median throughput, and latency quantiles of
@@ -131,8 +198,10 @@ func (c *Comparison) Summaries() []Summary {
 		var all, sync, item Histogram
 		var cpu time.Duration
 		var ok int64
-		var added []float64
+		var added, capacity []float64
 		for _, r := range c.Runs[i] {
+			capacity = append(capacity, r.Capacity)
+			s.ProxyBusy += r.ProxyBusy() / float64(len(c.Runs[i]))
 			if a, paired := r.AddedP99(); paired {
 				added = append(added, float64(a))
 			}
@@ -150,7 +219,7 @@ func (c *Comparison) Summaries() []Summary {
 				s.FirstError = r.FirstError
 			}
 		}
-		s.Throughput = median(tps)
+		s.Throughput, s.Capacity = median(tps), median(capacity)
 		if len(added) > 0 {
 			s.AddedP99, s.Paired = time.Duration(median(added)), true
 		}
@@ -176,20 +245,24 @@ func (c *Comparison) Summaries() []Summary {
 // Markdown renders the summaries as a table.
 func (c *Comparison) Markdown() string {
 	var b strings.Builder
-	b.WriteString("| target | req/s (median) | × baseline | p50 | p90 | p99 | p99.9 | p99 × baseline | added p99 (paired) | Sync p50 / p99 | ItemOps 1 MB p50 / p99 | proxy CPU/req | harness core | steal | errors |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| target | req/s (median) | × baseline | capacity | p50 | p90 | p99 | p99.9 | p99 × baseline | added p99 (paired) | Sync p50 / p99 | ItemOps 1 MB p50 / p99 | proxy CPU/req | proxy core | harness core | steal | errors |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range c.Summaries() {
-		cpu := "–"
+		cpu, busy, capacity := "–", "–", "–"
 		if s.CPUPerRequest > 0 {
 			cpu = fmt.Sprintf("%.1f µs", float64(s.CPUPerRequest)/float64(time.Microsecond))
+			busy = fmt.Sprintf("%.0f %%", 100*s.ProxyBusy)
+		}
+		if s.Capacity > 0 {
+			capacity = fmt.Sprintf("%.0f", s.Capacity)
 		}
 		added := "–"
 		if s.Paired {
 			added = ms(s.AddedP99)
 		}
-		fmt.Fprintf(&b, "| %s | %.0f | %.2f | %s | %s | %s | %s | %.2f | %s | %s / %s | %s / %s | %s | %.0f %% | %.1f %% | %d/%d |\n",
-			s.Target.Name, s.Throughput, s.ThroughputRatio, ms(s.P50), ms(s.P90), ms(s.P99), ms(s.P999), s.P99Ratio, added,
-			ms(s.SyncP50), ms(s.SyncP99), ms(s.ItemOpsP50), ms(s.ItemOpsP99), cpu, 100*s.HarnessBusy, 100*s.Steal, s.Errors, s.Requests)
+		fmt.Fprintf(&b, "| %s | %.0f | %.2f | %s | %s | %s | %s | %s | %.2f | %s | %s / %s | %s / %s | %s | %s | %.0f %% | %.1f %% | %d/%d |\n",
+			s.Target.Name, s.Throughput, s.ThroughputRatio, capacity, ms(s.P50), ms(s.P90), ms(s.P99), ms(s.P999), s.P99Ratio, added,
+			ms(s.SyncP50), ms(s.SyncP99), ms(s.ItemOpsP50), ms(s.ItemOpsP99), cpu, busy, 100*s.HarnessBusy, 100*s.Steal, s.Errors, s.Requests)
 	}
 	return b.String()
 }

@@ -93,6 +93,18 @@ type Result struct {
 	Steal time.Duration
 	// Probe is the outcome of the probe stream (Workload.Probe); nil without one.
 	Probe *Result
+	// Capacity is the target's closed-loop throughput measured just before this run
+	// (CompareOptions.Load), CapacityBusy the proxy's core share while it was measured
+	// (with a CPU reader); zero otherwise.
+	Capacity, CapacityBusy float64
+}
+
+// ProxyBusy is ProxyCPU as a share of the run's wall time (1 = one core's worth).
+func (r *Result) ProxyBusy() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.ProxyCPU) / float64(r.Elapsed)
 }
 
 // AddedP99 is the run's paired added latency: Latency's p99 less the probe stream's p99,
@@ -232,15 +244,14 @@ func Run(ctx context.Context, w Workload) (*Result, error) {
 		defer probe.hc.CloseIdleConnections()
 		runs = append(runs, probe)
 	}
-	ctx, cancel := context.WithTimeout(ctx, w.Duration)
-	defer cancel()
-
 	start, cpu0, steal0 := time.Now(), selfCPU(), servers.Steal()
 	var workers [][]*loadWorker
 	if w.Rate > 0 {
-		workers = openLoop(ctx, runs)
+		workers = openLoop(ctx, runs, w.Duration)
 	} else {
-		workers = [][]*loadWorker{lr.closedLoop(ctx)}
+		cctx, cancel := context.WithTimeout(ctx, w.Duration)
+		workers = [][]*loadWorker{lr.closedLoop(cctx)}
+		cancel()
 	}
 	elapsed := time.Since(start)
 	res := lr.collect(workers[0], elapsed)
@@ -373,7 +384,9 @@ func startWorkers(n int, body func(lw *loadWorker)) (workers []*loadWorker, wait
 // core too (see newPacer): requests that leave in bursts queue in the target, and the slower a
 // target is per request, the longer its queue, so bursts would inflate a proxy's added latency
 // beyond what an even load gives it. The first run's MaxRequests ends the schedule.
-func openLoop(ctx context.Context, runs []*loadRun) [][]*loadWorker {
+func openLoop(ctx context.Context, runs []*loadRun, d time.Duration) [][]*loadWorker {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	streams := make([]*openStream, len(runs))
 	period := time.Duration(math.MaxInt64)
 	for i, lr := range runs {
@@ -381,7 +394,11 @@ func openLoop(ctx context.Context, runs []*loadRun) [][]*loadWorker {
 		period = min(period, streams[i].interval)
 	}
 	p := newPacer(ctx, max(period, openLoopTick))
+	// The window opens once the workers and the pacer are ready: on a starved machine their
+	// start-up took a third of a 600 ms run, which a timeout set earlier took off the schedule.
 	start := time.Now()
+	end := start.Add(d)
+	defer time.AfterFunc(d, cancel).Stop()
 schedule:
 	for {
 		now := time.Now()
@@ -391,6 +408,16 @@ schedule:
 			}
 		}
 		if !p.wait() {
+			break
+		}
+	}
+	// What fell due before the end but was not released (a pacer that did not get the CPU
+	// near the end) is released now, so that it counts as dropped, not as never offered.
+	if now := time.Now(); now.Before(end) {
+		end = now // ended early: cancelled, or MaxRequests reached
+	}
+	for _, s := range streams {
+		if !s.release(start, end) {
 			break
 		}
 	}

@@ -5,6 +5,7 @@
 //	easbench -mode rss -levels 1000,4000,9000
 //	easbench -mode compare -gateway -mix Sync=1
 //	easbench -mode compare -gateway -mix Sync=1 -rate 16000 -probe-rate 800 -duration 20s
+//	easbench -mode compare -gateway -mix Sync=1 -load 0.5 -duration 20s
 //	easbench -mode rss -gateway -nginx-workers 1 -devices 6000 -levels 1000,3000,6000
 //	easbench -mode compare -target gateway=http://127.0.0.1:8443/Microsoft-Server-ActiveSync
 //	easbench -mode compare -gateway -gateway-binary OLD -gateway-b NEW -mix Sync=1 -rounds 8
@@ -15,12 +16,21 @@
 // with -target runs unpinned unless you start it under taskset yourself. -gateway-b starts a
 // second gateway build, pinned the same way, as target gateway-b: two builds compared in the
 // same alternating rounds, which on a noisy machine says more than two runs apart.
+// -shield also takes the proxies' CPUs from every other task on the machine before the
+// proxies start (kernel threads such as kdamond, and other processes, ran on the proxies' core
+// for up to 5 ms at a time) and gives them back at exit.
 //
 // Open loop (-rate): requests leave on a fixed schedule whatever the target's answers, and
 // latency is counted from the intended send time. -probe-rate adds a second, thinner stream
 // straight to the simulated upstream in every run, released by the same scheduler; a run's p99
 // less its probe's p99 ("added p99 (paired)") is what the target adds in those same moments,
 // with the harness's own queueing on its busy core taken out.
+//
+// Load (-load): instead of a fixed -rate, every run of every target is preceded by a
+// closed-loop run of -calibrate against the same target, and the open loop then offers that
+// share of the throughput just measured, with a probe at 1/20 of it. On a machine whose speed
+// drifts from one minute to the next, this is what keeps "50 % load" half of the target's
+// capacity; the table's "proxy core" column is the proxy's CPU share during the open loop.
 package main
 
 import (
@@ -67,6 +77,8 @@ func run() error {
 		rounds      = flag.Int("rounds", 3, "alternating rounds per target")
 		concurrency = flag.Int("concurrency", 64, "closed-loop workers")
 		rate        = flag.Float64("rate", 0, "open-loop requests/s (0: closed loop)")
+		load        = flag.Float64("load", 0, "open loop at this share (0,1] of each target's capacity, measured by a closed-loop run of -calibrate just before each run; replaces -rate and -probe-rate (probe at 1/20 of the rate)")
+		calib       = flag.Duration("calibrate", 3*time.Second, "with -load: length of the closed-loop run that measures capacity")
 		probeRate   = flag.Float64("probe-rate", 0, "with -rate: also send this many requests/s straight to the upstream during every run; each run's p99 less that probe's is its paired added p99")
 		maxReq      = flag.Int64("max-requests", 0, "requests per run (0: bounded by -duration only)")
 		devices     = flag.Int("devices", 500, "simulated devices")
@@ -75,6 +87,7 @@ func run() error {
 		workers     = flag.Int("nginx-workers", 0, "nginx worker_processes (default 1 for compare; 2 for rss, since 9,000 held Pings are 18,000 connections and one worker's fds are capped at 20,000)")
 		proxyCPUs   = flag.String("proxy-cpus", "1", "taskset CPU list for nginx (and the gateway); empty: no pinning")
 		clientCPUs  = flag.String("client-cpus", "0", "taskset CPU list for this process; empty: no pinning")
+		shield      = flag.Bool("shield", false, "keep -proxy-cpus for the proxies: take them out of every other task's affinity before the proxies start and give it back at exit (needs root; a killed run leaves them out)")
 		levels      = flag.String("levels", "1000,4000,9000", "held Ping levels for -mode rss")
 		noNginx     = flag.Bool("no-nginx", false, "skip the nginx target (compare mode; -mode rss always measures nginx, its baseline)")
 		verbose     = flag.Bool("v", false, "print per-command latency of every run")
@@ -90,15 +103,35 @@ func run() error {
 	flag.Var(&extra, "target", "extra target name=url (repeatable), e.g. gateway=http://127.0.0.1:8443/Microsoft-Server-ActiveSync")
 	flag.Parse()
 
+	if *load != 0 && (*rate != 0 || *probeRate != 0) {
+		return errors.New("give -load or -rate/-probe-rate, not both")
+	}
+	if *load < 0 || *load > 1 {
+		return fmt.Errorf("-load %v: want a share of capacity in (0, 1]", *load)
+	}
 	if err := pinSelf(*clientCPUs); err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// A closed output (easbench ... | head) and a hang-up end the run like an interrupt does,
+	// instead of killing the process, so the deferred clean-up still runs: the proxies stop and
+	// -shield gives the CPUs back.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
 	defer stop()
 	if *mode == "forward-proxy" {
 		return serveForwardProxy(ctx, *upstreamURL, *listen)
 	}
 
+	if *shield {
+		if *proxyCPUs == "" {
+			return errors.New("-shield needs -proxy-cpus")
+		}
+		moved, kept, restore, err := servers.Shield(*proxyCPUs)
+		if err != nil {
+			return err
+		}
+		defer restore()
+		fmt.Printf("shield: CPUs %q taken from %d other tasks; %d could not move (per-CPU kernel threads)\n", *proxyCPUs, moved, kept)
+	}
 	hold := *pingHold
 	if *workers <= 0 {
 		*workers = 1
@@ -171,12 +204,23 @@ func run() error {
 				Mix:         mix,
 				Concurrency: *concurrency,
 				Rate:        *rate,
-				Probe:       probeURL(*probeRate, up.URL),
+				Probe:       probeURL(*probeRate+*load, up.URL),
 				ProbeRate:   *probeRate,
 				Duration:    *duration,
 				MaxRequests: *maxReq,
 			},
+			Load:      *load,
+			Calibrate: *calib,
 			Progress: func(round int, t bench.Target, r *bench.Result) {
+				if r.Capacity > 0 {
+					calBusy, busy := "", ""
+					if r.ProxyCPU > 0 {
+						calBusy = fmt.Sprintf(", proxy core %.0f%%", 100*r.CapacityBusy)
+						busy = fmt.Sprintf(", proxy core %.0f%% during the open loop", 100*r.ProxyBusy())
+					}
+					fmt.Printf("round %d %-8s capacity %8.0f req/s (closed loop, %v%s): open loop at %.0f req/s%s\n", round, t.Name,
+						r.Capacity, *calib, calBusy, *load*r.Capacity, busy)
+				}
 				fmt.Printf("round %d %-8s %8.0f req/s  p50 %-9v p99 %-9v errors %d/%d  harness %.0f%%  steal %.1f%% %s\n", round, t.Name,
 					r.Throughput(), r.Latency.Quantile(0.5).Round(time.Microsecond), r.Latency.Quantile(0.99).Round(time.Microsecond),
 					r.Errors, r.Requests, 100*r.HarnessBusy(), 100*r.StealShare(), r.FirstError)
@@ -201,8 +245,12 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("\nworkload: %d devices, concurrency %d, rate %.0f/s (probe %.0f/s), %v x %d rounds, Ping hold %v, mix %v\n\n",
-			*devices, *concurrency, *rate, *probeRate, *duration, *rounds, *pingHold, mixString(mix))
+		offered := fmt.Sprintf("rate %.0f/s (probe %.0f/s)", *rate, *probeRate)
+		if *load > 0 {
+			offered = fmt.Sprintf("load %.2f of each target's capacity (probe 1/20 of the rate), calibrated %v", *load, *calib)
+		}
+		fmt.Printf("\nworkload: %d devices, concurrency %d, %s, %v x %d rounds, Ping hold %v, mix %v\n\n",
+			*devices, *concurrency, offered, *duration, *rounds, *pingHold, mixString(mix))
 		fmt.Print(cmp.Markdown())
 	case "rss":
 		lv, err := parseLevels(*levels)
