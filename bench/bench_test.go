@@ -318,18 +318,8 @@ func TestOpenLoopProbe(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer up.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	const delay = 5 * time.Millisecond
-	slow := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
-		time.Sleep(delay)
-		ctx.SetBody(SyncResponse)
-	}}
-	go func() { _ = slow.Serve(ln) }()
-	defer func() { _ = slow.Shutdown() }()
-	slowURL := "http://" + ln.Addr().String() + "/Microsoft-Server-ActiveSync"
+	slowURL := syncServer(t, func() { time.Sleep(delay) })
 
 	w := Workload{Devices: NewFleet(10), Mix: Mix{CmdSync: 1}, Rate: 400, Probe: up.URL, ProbeRate: 200, Duration: 600 * time.Millisecond}
 	cmp, err := Compare(context.Background(), CompareOptions{
@@ -381,24 +371,32 @@ func TestOpenLoopProbe(t *testing.T) {
 	}
 }
 
-// serialServer answers one request at a time, each after service: its capacity is about
-// 1/service whatever the concurrency.
-func serialServer(t *testing.T, service time.Duration) string {
+// syncServer is an EAS endpoint on loopback that runs before, then answers every request
+// with SyncResponse; it stops when the test ends.
+func syncServer(t *testing.T, before func()) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
 	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
-		mu.Lock()
-		time.Sleep(service)
-		mu.Unlock()
+		before()
 		ctx.SetBody(SyncResponse)
 	}}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Shutdown() })
 	return "http://" + ln.Addr().String() + "/Microsoft-Server-ActiveSync"
+}
+
+// serialServer answers one request at a time, each after service: its capacity is about
+// 1/service whatever the concurrency.
+func serialServer(t *testing.T, service time.Duration) string {
+	var mu sync.Mutex
+	return syncServer(t, func() {
+		mu.Lock()
+		time.Sleep(service)
+		mu.Unlock()
+	})
 }
 
 // Load: each run offers a share of the capacity its target showed just before, so two

@@ -97,22 +97,9 @@ func Compare(ctx context.Context, opts CompareOptions) (*Comparison, error) {
 				}
 				time.Sleep(opts.Pause)
 			}
-			var cpu0 time.Duration
-			if f := opts.Targets[i].CPU; f != nil {
-				if cpu0, err = f(); err != nil {
-					return c, err
-				}
-			}
-			r, err := Run(ctx, w)
+			r, err := runWithCPU(ctx, w, opts.Targets[i].CPU)
 			if err != nil {
 				return c, err
-			}
-			if f := opts.Targets[i].CPU; f != nil {
-				cpu1, err := f()
-				if err != nil {
-					return c, err
-				}
-				r.ProxyCPU = cpu1 - cpu0
 			}
 			r.Capacity, r.CapacityBusy = capacity, capacityBusy
 			c.Runs[i] = append(c.Runs[i], r)
@@ -128,18 +115,36 @@ func Compare(ctx context.Context, opts CompareOptions) (*Comparison, error) {
 	return c, nil
 }
 
+// runWithCPU runs w and, with a CPU reader, sets the result's ProxyCPU to what the proxy
+// used meanwhile.
+func runWithCPU(ctx context.Context, w Workload, cpu func() (time.Duration, error)) (*Result, error) {
+	var cpu0 time.Duration
+	if cpu != nil {
+		var err error
+		if cpu0, err = cpu(); err != nil {
+			return nil, err
+		}
+	}
+	r, err := Run(ctx, w)
+	if err != nil {
+		return nil, err
+	}
+	if cpu != nil {
+		cpu1, err := cpu()
+		if err != nil {
+			return nil, err
+		}
+		r.ProxyCPU = cpu1 - cpu0
+	}
+	return r, nil
+}
+
 // calibrate measures the target's capacity: the throughput of a closed-loop run of w lasting
 // d, without its probe; and, with a CPU reader, the proxy's core share during it (well below 1
 // says the harness, not the proxy, set that capacity).
 func calibrate(ctx context.Context, w Workload, d time.Duration, cpu func() (time.Duration, error)) (capacity, busy float64, err error) {
 	w.Rate, w.Probe, w.ProbeRate, w.Duration, w.MaxRequests = 0, "", 0, d, 0
-	var cpu0 time.Duration
-	if cpu != nil {
-		if cpu0, err = cpu(); err != nil {
-			return 0, 0, err
-		}
-	}
-	r, err := Run(ctx, w)
+	r, err := runWithCPU(ctx, w, cpu)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -149,14 +154,7 @@ func calibrate(ctx context.Context, w Workload, d time.Duration, cpu func() (tim
 	if capacity = r.Throughput(); capacity <= 0 {
 		return 0, 0, errors.New("no request completed")
 	}
-	if cpu != nil {
-		cpu1, err := cpu()
-		if err != nil {
-			return 0, 0, err
-		}
-		busy = float64(cpu1-cpu0) / float64(r.Elapsed)
-	}
-	return capacity, busy, nil
+	return capacity, r.ProxyBusy(), nil
 }
 
 // Summary is one target's aggregate over its rounds.

@@ -96,15 +96,12 @@ func shieldTasks(cpus unix.CPUSet, tids []int) (moved, kept int, restore func(),
 		if unix.SchedGetaffinity(tid, &mask) != nil {
 			continue // gone meanwhile
 		}
-		rest, overlaps := mask, false
-		for c := 0; c < 1024; c++ {
-			if cpus.IsSet(c) && mask.IsSet(c) {
-				rest.Clear(c)
-				overlaps = true
-			}
+		rest := mask
+		for i := range rest {
+			rest[i] &^= cpus[i]
 		}
-		if !overlaps {
-			continue
+		if rest == mask {
+			continue // not allowed on the shielded CPUs anyway
 		}
 		if rest.Count() == 0 || unix.SchedSetaffinity(tid, &rest) != nil {
 			kept++

@@ -204,7 +204,7 @@ func run() error {
 				Mix:         mix,
 				Concurrency: *concurrency,
 				Rate:        *rate,
-				Probe:       probeURL(*probeRate+*load, up.URL),
+				Probe:       probeURL(*probeRate > 0 || *load > 0, up.URL),
 				ProbeRate:   *probeRate,
 				Duration:    *duration,
 				MaxRequests: *maxReq,
@@ -330,9 +330,9 @@ func run() error {
 	return nil
 }
 
-// probeURL is the probe's target: the upstream, when a probe rate is set.
-func probeURL(rate float64, upstream string) string {
-	if rate <= 0 {
+// probeURL is the probe's target: the upstream, when there is a probe (-probe-rate, or -load's).
+func probeURL(probe bool, upstream string) string {
+	if !probe {
 		return ""
 	}
 	return upstream
